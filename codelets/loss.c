@@ -1,0 +1,37 @@
+/*
+ * loss.c — the StarPU codelet of the loss task L(m): runs the loss op's
+ * kernel on one micro-batch of predictions, writes their gradient, and adds
+ * the scaled loss into the step's running sum (the first micro-batch
+ * overwrites it, so no separate zeroing task is needed).
+ */
+#include "sp_codelets.h"
+
+static void loss_cpu(void *buffers[], void *cl_arg)
+{
+    const struct sp_loss_args *a = cl_arg;
+    struct sp_loss_call call = {
+        .rows = a->rows,
+        .cols = a->cols,
+        .pred = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]),
+        .target = (const void *)STARPU_VECTOR_GET_PTR(buffers[1]),
+        .dpred = (float *)STARPU_VECTOR_GET_PTR(buffers[2]),
+        .scale = a->scale,
+    };
+    double *sum = (double *)STARPU_VECTOR_GET_PTR(buffers[3]);
+    double l = sp_op_table[a->type].loss_cpu(&call);
+    *sum = a->first ? l : *sum + l;
+}
+
+static struct starpu_perfmodel loss_model = {
+    .type = STARPU_HISTORY_BASED,
+    .symbol = "starpipe_loss",
+};
+
+struct starpu_codelet sp_cl_loss = {
+    .cpu_funcs = {loss_cpu},
+    .cpu_funcs_name = {"loss_cpu"},
+    .nbuffers = 4,
+    .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_RW},
+    .model = &loss_model,
+    .name = "loss",
+};

@@ -1,0 +1,170 @@
+/*
+ * sp_codelets.h — the types shared between graph/ and codelets/.
+ *
+ * codelets/ holds the kernels (one file per op: forward and backward), the
+ * single op table that names them, and the StarPU codelets that run a whole
+ * stage, the loss and the optimizer step. It knows nothing of graphs or
+ * plans: a stage arrives as an sp_stage_desc, a flat list of ops with the
+ * column offsets of their tensors inside the stage's buffers.
+ *
+ * Memory layout: every buffer (activation, stash, gradient) is a sequence of
+ * row-major (rows, cols) blocks, one per tensor; a block that starts at
+ * column offset `off` starts at float index rows·off.
+ */
+#ifndef SP_CODELETS_H
+#define SP_CODELETS_H
+
+#include <starpu.h>
+#include <stdint.h>
+
+enum sp_op_type {
+    SP_OP_LINEAR,
+    SP_OP_RELU,
+    SP_OP_GELU,
+    SP_OP_ADD,
+    SP_OP_LAYERNORM,
+    SP_OP_SOFTMAX_CE,
+    SP_OP_MSE,
+    SP_OP_COUNT
+};
+
+/* One op as a kernel sees it. Backward kernels accumulate (+=) into dx and
+ * dw; a NULL dx[i] means that input's gradient is not needed. */
+struct sp_op_call {
+    long rows;
+    int in_cols, out_cols;
+    const float *x[2];  /* x[i] is (rows, in_cols) */
+    float *dx[2];
+    float *y;           /* (rows, out_cols) */
+    const float *dy;
+    const float *w;     /* the op's parameters, in its own layout */
+    float *dw;
+    float *aux;         /* (rows, aux_cols) values saved by forward for backward */
+};
+
+/* A loss as its kernel sees it: writes dpred = d(loss)/d(pred) and returns the
+ * sum of the per-sample losses already multiplied by scale. */
+struct sp_loss_call {
+    long rows;
+    int cols;
+    const float *pred;    /* (rows, cols) */
+    const void *target;   /* int32 (rows) or float (rows, cols) */
+    float *dpred;         /* (rows, cols) */
+    double scale;         /* 1 / (elements the mean runs over, whole mini-batch) */
+};
+
+typedef void (*sp_op_kernel_fn)(const struct sp_op_call *c);
+typedef double (*sp_loss_kernel_fn)(const struct sp_loss_call *c);
+
+/* One row per op: everything there is to know about an op by its name. */
+struct sp_op_info {
+    const char *name;
+    int n_inputs;                                  /* 1 or 2 (loss: 1) */
+    int same_width;                                /* out_cols = in_cols */
+    long (*param_count)(int in_cols, int out_cols);
+    int aux_cols;                                  /* per-row saved values */
+    double (*flops_per_row)(int in_cols, int out_cols); /* forward */
+    sp_op_kernel_fn forward_cpu;
+    sp_op_kernel_fn backward_cpu;
+    sp_loss_kernel_fn loss_cpu;                    /* losses only */
+    size_t target_elem;                            /* losses: bytes per target element */
+    int target_per_col;                            /* losses: targets are (rows, cols) */
+};
+
+extern const struct sp_op_info sp_op_table[SP_OP_COUNT];
+
+/* Per-op kernels, declared here so the op table and tests can name them.
+ * codelets/<op>.c defines <op>_forward_cpu / <op>_backward_cpu. */
+void linear_forward_cpu(const struct sp_op_call *c);
+void linear_backward_cpu(const struct sp_op_call *c);
+void relu_forward_cpu(const struct sp_op_call *c);
+void relu_backward_cpu(const struct sp_op_call *c);
+void gelu_forward_cpu(const struct sp_op_call *c);
+void gelu_backward_cpu(const struct sp_op_call *c);
+void add_forward_cpu(const struct sp_op_call *c);
+void add_backward_cpu(const struct sp_op_call *c);
+void layernorm_forward_cpu(const struct sp_op_call *c);
+void layernorm_backward_cpu(const struct sp_op_call *c);
+double softmax_ce_loss_cpu(const struct sp_loss_call *c);
+double mse_loss_cpu(const struct sp_loss_call *c);
+long linear_param_count(int in_cols, int out_cols);
+long layernorm_param_count(int in_cols, int out_cols);
+
+/* ---- stages ------------------------------------------------------------- */
+
+/* One op inside a stage: offsets are columns in the stage's stash (and, for
+ * gradients, in the scratch buffer of the same layout) and floats in the
+ * stage's parameter block. */
+struct sp_stage_op {
+    enum sp_op_type type;
+    int in_cols, out_cols;
+    long x_off[2];
+    int dx_needed[2];
+    long y_off;
+    long aux_off;
+    long w_off;
+};
+
+/* A tensor copied between an activation (or gradient) buffer and the stash. */
+struct sp_stage_copy {
+    long act_off;   /* column offset in the activation / gradient buffer */
+    long stash_off; /* column offset in the stash */
+    int cols;
+    int needs_grad; /* backward copies its gradient out (not for the graph input) */
+};
+
+struct sp_stage_desc {
+    int stage;
+    long rows;                 /* micro-batch rows */
+    int n_ops;
+    struct sp_stage_op *ops;
+    long stash_cols;
+    int n_in;                  /* tensors arriving in act(s) */
+    struct sp_stage_copy *in;
+    long in_cols;
+    int n_out;                 /* tensors leaving in act(s+1) */
+    struct sp_stage_copy *out;
+    long out_cols;
+    long nparams;
+};
+
+/* Stage forward F(s,m): R act(s,m), R params(s), W act(s+1,m), W stash(s,m). */
+extern struct starpu_codelet sp_cl_stage_forward;
+/* Stage backward B(s,m): R grad(s+1,m), R stash(s,m), R params(s),
+ * RW dparams(s), SCRATCH workspace(s) [, W grad(s,m) when s > 0]. */
+extern struct starpu_codelet sp_cl_stage_backward;
+
+struct sp_loss_args {
+    enum sp_op_type type;
+    long rows;
+    int cols;
+    double scale; /* 1 / elements of the whole mini-batch the mean runs over */
+    int first;    /* the step's first micro-batch: overwrite the running sum */
+};
+
+/* Loss L(m): R pred(m), R target(m), W dpred(m), RW loss sum (one double).
+ * cl_arg: struct sp_loss_args. */
+extern struct starpu_codelet sp_cl_loss;
+
+/* ---- optimizers ---------------------------------------------------------- */
+
+enum sp_opt_kind { SP_OPT_SGD, SP_OPT_ADAMW };
+
+struct sp_opt_args {
+    enum sp_opt_kind kind;
+    float lr, momentum, beta1, beta2, eps, weight_decay;
+    long step; /* 1-based, for AdamW's bias correction */
+};
+
+/* n parameters p, gradients g (zeroed after use), state (n floats for SGD, 2n for AdamW). */
+void sgd_update_cpu(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
+void adamw_update_cpu(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
+
+/* Optimizer step U(s): RW params(s), RW dparams(s), RW state(s).
+ * cl_arg: struct sp_opt_args. */
+extern struct starpu_codelet sp_cl_update;
+
+/* Sets every BLAS library the kernels use to one thread (StarPU runs one worker per core). */
+void sp_codelets_init(void);
+
+#endif /* SP_CODELETS_H */

@@ -1,0 +1,191 @@
+/*
+ * starpipe.h — pipeline-parallel training of neural networks on StarPU.
+ *
+ * Overview
+ * --------
+ * A model is built as a graph of ops on 2-D tensors. Every tensor is
+ * (B, C): B rows (the batch dimension, bound when training starts) and C
+ * feature columns fixed when the tensor is created. Builders only record the
+ * op and check shapes; nothing computes until training runs.
+ *
+ * Training cuts the op list into K stages (contiguous op ranges) and a batch
+ * into M micro-batches. Every (stage, micro-batch, forward/backward) becomes
+ * one StarPU task; loss and optimizer steps are tasks too. The order of work
+ * comes from the tasks' data access modes alone, so any StarPU scheduling
+ * policy gives the same weights (bit for bit, for a fixed M).
+ *
+ * Worked example
+ * --------------
+ *     sp_graph_t *g;
+ *     sp_tensor x, h, y;
+ *     sp_graph_create(&g);
+ *     sp_input(g, 784, &x);
+ *     sp_linear(g, x, 256, "fc1", &h);
+ *     sp_relu(g, h, &h);
+ *     sp_linear(g, h, 10, "fc2", &y);
+ *     sp_softmax_cross_entropy(g, y);          // integer labels, mean over the batch
+ *
+ *     sp_train_opts o;
+ *     sp_train_opts_init(&o);                  // K = 1, M = 1, SGD, StarPU's default policy
+ *     o.stages = 2; o.microbatches = 8; o.batch = 256; o.sched = "dmda";
+ *     sp_trainer_t *t;
+ *     if (sp_trainer_create(g, &o, &t) != SP_OK)
+ *         fprintf(stderr, "%s\n", sp_error_message());
+ *     float loss;
+ *     sp_trainer_step(t, images, labels, &loss); // images (256, 784), labels int32 (256)
+ *     sp_trainer_destroy(t);
+ *     sp_graph_destroy(g);
+ *
+ * Conventions: functions return an sp_status; on failure sp_error_message()
+ * says what went wrong in words (op, shapes, option). The library never calls
+ * exit(). One trainer may exist per process at a time (it owns StarPU).
+ */
+#ifndef STARPIPE_H
+#define STARPIPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status ----------------------------------------------------------- */
+
+typedef enum sp_status {
+    SP_OK = 0,
+    SP_ERR_INVALID_ARG, /* a bad option or argument value */
+    SP_ERR_SHAPE,       /* tensor shapes that disagree */
+    SP_ERR_NOMEM,       /* an allocation failed */
+    SP_ERR_STARPU,      /* StarPU refused (init, registration, submission) */
+    SP_ERR_NODEV,       /* no worker of the requested kind */
+    SP_ERR_IO,          /* a file could not be read or written */
+    SP_ERR_STATE,       /* call out of order (e.g. graph without a loss) */
+} sp_status;
+
+/* Short, fixed text for a status. */
+const char *sp_strerror(sp_status s);
+/* The detailed message of the last failure on this thread ("" if none). */
+const char *sp_error_message(void);
+
+/* ---- graph ------------------------------------------------------------ */
+
+typedef struct sp_graph sp_graph_t;
+/* A tensor is named by its index in the graph. */
+typedef int sp_tensor;
+
+sp_status sp_graph_create(sp_graph_t **g);
+void sp_graph_destroy(sp_graph_t *g);
+
+/* The graph input: (B, cols). One per graph. */
+sp_status sp_input(sp_graph_t *g, int cols, sp_tensor *x);
+/* y = x·Wᵀ + b; x (B, in), W (out, in), b (out), y (B, out).
+ * Parameters are named "<name>.weight" and "<name>.bias". */
+sp_status sp_linear(sp_graph_t *g, sp_tensor x, int out_features, const char *name, sp_tensor *y);
+sp_status sp_relu(sp_graph_t *g, sp_tensor x, sp_tensor *y);
+/* GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+sp_status sp_gelu(sp_graph_t *g, sp_tensor x, sp_tensor *y);
+/* y = a + b (residual connection); a and b of the same width. */
+sp_status sp_add(sp_graph_t *g, sp_tensor a, sp_tensor b, sp_tensor *y);
+/* Layer normalisation over the columns, eps 1e-5, with "<name>.weight"
+ * (gamma, initialised to 1) and "<name>.bias" (beta, initialised to 0). */
+sp_status sp_layernorm(sp_graph_t *g, sp_tensor x, const char *name, sp_tensor *y);
+/* Loss: softmax cross-entropy of logits (B, C) against int32 labels in
+ * [0, C), mean over the whole mini-batch. Ends the graph. */
+sp_status sp_softmax_cross_entropy(sp_graph_t *g, sp_tensor logits);
+/* Loss: mean squared error of pred (B, C) against float targets (B, C),
+ * mean over all B·C elements of the mini-batch. Ends the graph. */
+sp_status sp_mse_loss(sp_graph_t *g, sp_tensor pred);
+
+/* Number of ops before the loss (what stages are cut from). */
+int sp_graph_op_count(const sp_graph_t *g);
+/* Columns of a tensor, or -1 for a bad id. */
+int sp_tensor_cols(const sp_graph_t *g, sp_tensor t);
+/* Total number of trainable parameters (floats). */
+size_t sp_graph_param_count(const sp_graph_t *g);
+
+/* ---- training ---------------------------------------------------------- */
+
+typedef enum sp_placement {
+    SP_PLACEMENT_PINNED, /* stage s runs on the (s mod n)-th worker of the chosen kind */
+    SP_PLACEMENT_FREE,   /* the scheduling policy decides (perf models) */
+} sp_placement;
+
+typedef enum sp_optimizer_type {
+    SP_OPTIMIZER_SGD,   /* SGD with momentum (PyTorch semantics, dampening 0) */
+    SP_OPTIMIZER_ADAMW, /* AdamW (PyTorch semantics, decoupled weight decay) */
+} sp_optimizer_type;
+
+typedef struct sp_optimizer {
+    sp_optimizer_type type;
+    float lr;
+    float momentum;     /* SGD */
+    float beta1, beta2; /* AdamW */
+    float eps;          /* AdamW */
+    float weight_decay; /* SGD: L2 added to the gradient; AdamW: decoupled */
+} sp_optimizer;
+
+typedef struct sp_train_opts {
+    int stages;            /* K ≥ 1 */
+    const int *cuts;       /* K−1 increasing op indices where stages 1..K−1 start; NULL = balance by FLOPs */
+    int microbatches;      /* M ≥ 1; batch must be divisible by M */
+    int batch;             /* B, rows per training step */
+    const char *sched;     /* StarPU policy name; NULL = STARPU_SCHED or StarPU's default */
+    sp_placement placement;
+    int ncpus;             /* CPU workers; -1 = StarPU's default (all cores) */
+    uint64_t seed;         /* parameter initialisation */
+    sp_optimizer optimizer;
+} sp_train_opts;
+
+/* Defaults: K = 1, M = 1, batch 64, pinned, ncpus -1, seed 1,
+ * SGD lr 0.05 momentum 0.9, AdamW betas (0.9, 0.999) eps 1e-8 when chosen. */
+void sp_train_opts_init(sp_train_opts *o);
+/* Fills o->optimizer with that optimizer's defaults (lr 0.05 for SGD, 1e-3 for AdamW). */
+void sp_optimizer_defaults(sp_optimizer *o, sp_optimizer_type type);
+/* Parses "sgd" or "adamw". */
+sp_status sp_optimizer_parse(const char *name, sp_optimizer_type *type);
+/* Whether name is one of StarPU's predefined scheduling policies. */
+int sp_sched_policy_exists(const char *name);
+/* Comma-separated list of StarPU's predefined policy names (static storage). */
+const char *sp_sched_policy_names(void);
+
+typedef struct sp_trainer sp_trainer_t;
+
+/* Starts StarPU, cuts the graph into stages, registers data, initialises
+ * parameters. The graph must outlive the trainer. */
+sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t **t);
+/* One training step on a mini-batch: x (batch, in) row-major; targets are
+ * int32 labels (batch) for cross-entropy or floats (batch, C) for MSE.
+ * Writes the mini-batch's mean loss to *loss when loss is not NULL. */
+sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, float *loss);
+/* Waits for every submitted task. */
+sp_status sp_trainer_wait(sp_trainer_t *t);
+/* Copies every parameter, in graph order (op by op, weight then bias), into
+ * dst, which holds sp_graph_param_count() floats. Waits for pending updates. */
+sp_status sp_trainer_get_params(sp_trainer_t *t, float *dst);
+/* FNV-1a 64-bit hash of the bytes of every parameter in graph order. */
+sp_status sp_trainer_params_checksum(sp_trainer_t *t, uint64_t *checksum);
+/* The first op index of each stage (K entries). */
+sp_status sp_trainer_stage_starts(const sp_trainer_t *t, int *starts);
+int sp_trainer_stage_count(const sp_trainer_t *t);
+/* Name of the StarPU policy in use. */
+const char *sp_trainer_sched_name(const sp_trainer_t *t);
+/* Number of workers the trainer's stages were pinned to / could use. */
+int sp_trainer_worker_count(const sp_trainer_t *t);
+void sp_trainer_destroy(sp_trainer_t *t);
+
+/* ---- partitioning (used by the trainer, exposed for tools and tests) ---- */
+
+/* Cuts the graph's ops into k stages balancing the estimated FLOPs of
+ * forward + backward; writes k start indices (starts[0] = 0). */
+sp_status sp_partition_balanced(const sp_graph_t *g, int k, int *starts);
+/* Checks explicit cut points (k−1 increasing indices in (0, ops)) and writes
+ * the k start indices. */
+sp_status sp_partition_cuts(const sp_graph_t *g, int k, const int *cuts, int *starts);
+/* Estimated forward FLOPs per row of op i. */
+double sp_graph_op_flops(const sp_graph_t *g, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STARPIPE_H */

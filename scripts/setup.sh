@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# setup.sh — installs what starpipe needs on a Debian 12 machine, as root.
+#
+# Idempotent: every step checks whether it is already done and says so.
+#   1. Debian packages (compilers, cmake, hwloc, FxT, OpenBLAS, Open MPI, Fashion-MNIST).
+#   2. StarPU 1.4.10 from Debian's own source package (sid), built with CUDA when
+#      nvcc is found, installed under $STARPU_PREFIX (default /opt/starpu-1.4).
+#      An installed StarPU 1.4 that pkg-config already finds is used instead.
+# It does not build starpipe itself; scripts/build.sh does.
+set -euo pipefail
+
+STARPU_VERSION=1.4.10
+STARPU_DEB_VERSION=1.4.10+dfsg-2
+STARPU_PREFIX=${STARPU_PREFIX:-/opt/starpu-1.4}
+SRC_DIR=${STARPU_SRC_DIR:-/var/cache/starpipe/src}
+
+say() { printf 'setup: %s\n' "$*"; }
+
+# --- 1. Debian packages ------------------------------------------------------
+PKGS=(build-essential cmake pkg-config gfortran libhwloc-dev hwloc libfxt-dev
+      libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin
+      dataset-fashion-mnist dpkg-dev xz-utils python3)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+        || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    say "Debian packages already installed"
+fi
+
+# --- 2. StarPU 1.4 -------------------------------------------------------------
+export PKG_CONFIG_PATH="$STARPU_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+if pkg-config --exists starpu-1.4; then
+    say "StarPU $(pkg-config --modversion starpu-1.4) found at $(pkg-config --variable=prefix starpu-1.4)"
+    exit 0
+fi
+
+NVCC=""
+if command -v nvcc >/dev/null 2>&1; then NVCC=$(command -v nvcc)
+elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc; fi
+
+mkdir -p "$SRC_DIR"
+tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* 2>/dev/null | head -n1 || true)
+if [ -z "$tarball" ]; then
+    say "fetching StarPU $STARPU_DEB_VERSION source package from Debian sid"
+    if ! grep -rqs 'sid' /etc/apt/sources.list.d/starpipe-sid-src.sources; then
+        cat > /etc/apt/sources.list.d/starpipe-sid-src.sources <<SRC
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    fi
+    apt-get update -q
+    (cd "$SRC_DIR" && apt-get source --download-only "starpu=$STARPU_DEB_VERSION")
+    tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* | head -n1)
+fi
+
+build_dir="$SRC_DIR/starpu-$STARPU_VERSION-build"
+rm -rf "$build_dir"; mkdir -p "$build_dir"
+say "unpacking $tarball"
+tar -xf "$tarball" -C "$build_dir" --strip-components=1
+
+# CUDA 13 removed cudaDeviceProp::computeMode; ask the attribute API instead.
+drv="$build_dir/src/drivers/cuda/driver_cuda.c"
+if grep -q 'props\[devid\].computeMode' "$drv"; then
+    say "patching driver_cuda.c for CUDA 13 (computeMode)"
+    python3 - "$drv" <<'PY'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("props[devid].computeMode",
+              "starpipe_compute_mode(devid)")
+helper = ("\nstatic int starpipe_compute_mode(int devid)\n{\n\tint mode = 0;\n"
+          "\tcudaDeviceGetAttribute(&mode, cudaDevAttrComputeMode, devid);\n\treturn mode;\n}\n")
+# insert the helper after the last #include line
+idx = s.rfind("#include")
+idx = s.find("\n", idx) + 1
+s = s[:idx] + helper + s[idx:]
+open(p, "w").write(s)
+PY
+fi
+
+cfg=(--prefix="$STARPU_PREFIX" --enable-maxcpus=64 --enable-maxcudadev=8
+     --disable-starpufft --disable-build-doc --disable-build-examples
+     --disable-build-tests --disable-fortran --disable-starpupy --disable-socl
+     --disable-opencl --disable-mlr --with-fxt)
+if [ -n "$NVCC" ]; then
+    cuda_dir=$(dirname "$(dirname "$NVCC")")
+    say "building StarPU with CUDA from $cuda_dir"
+    cfg+=(--enable-cuda --with-cuda-dir="$cuda_dir")
+    export PATH="$cuda_dir/bin:$PATH"
+else
+    say "nvcc not found: building StarPU without CUDA"
+    cfg+=(--disable-cuda)
+fi
+cd "$build_dir"
+say "configuring StarPU: ${cfg[*]}"
+./configure "${cfg[@]}" > configure.log 2>&1 || { tail -n 40 configure.log; exit 1; }
+say "building StarPU (a few minutes)"
+make -j"$(nproc)" > make.log 2>&1 || { tail -n 60 make.log; exit 1; }
+make install > install.log 2>&1 || { tail -n 40 install.log; exit 1; }
+say "StarPU $(PKG_CONFIG_PATH=$STARPU_PREFIX/lib/pkgconfig pkg-config --modversion starpu-1.4) installed in $STARPU_PREFIX"

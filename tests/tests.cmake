@@ -1,0 +1,24 @@
+# One executable per concern; every test runs with its own StarPU home so
+# perf-model calibration files stay inside the build tree.
+set(SP_TEST_ENV
+  "STARPU_HOME=${CMAKE_BINARY_DIR}/starpu-home"
+  "STARPU_SILENT=1"
+  "OPENBLAS_NUM_THREADS=1")
+
+function(sp_add_test name)
+  add_executable(${name} tests/${name}.c)
+  target_link_libraries(${name} PRIVATE starpipe ${MATH_LIB})
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/codelets ${CMAKE_SOURCE_DIR}/tests)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600
+                       SKIP_RETURN_CODE 77)
+endfunction()
+
+sp_add_test(test_gradcheck)
+target_link_libraries(test_gradcheck PRIVATE PkgConfig::OPENBLAS)
+sp_add_test(test_equivalence)
+sp_add_test(test_bad_input)
+sp_add_test(test_few_microbatches)
+
+add_test(NAME cli_errors COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_errors.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_errors PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 300)
