@@ -130,7 +130,8 @@ typedef struct sp_train_opts {
     const int *cuts;       /* K−1 increasing op indices where stages 1..K−1 start; NULL = balance by FLOPs */
     int microbatches;      /* M ≥ 1; batch must be divisible by M */
     int batch;             /* B, rows per training step */
-    const char *sched;     /* StarPU policy name; NULL = STARPU_SCHED or StarPU's default */
+    const char *sched;     /* StarPU policy name; wins over STARPU_SCHED (hidden during
+                              starpu_init); NULL = STARPU_SCHED, else StarPU's default (lws) */
     sp_placement placement;
     int ncpus;             /* CPU workers; -1 = StarPU's default (all cores) */
     uint64_t seed;         /* parameter initialisation */

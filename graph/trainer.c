@@ -282,7 +282,9 @@ static sp_status register_data(sp_trainer_t *t, uint64_t seed)
     sp_status s;
     for (int k = 0; k < K; k++) {
         struct sp_stage_plan *sp = &t->st[k];
-        long n = sp->desc.nparams;
+        /* StarPU cannot register an empty vector: a stage of parameter-free
+         * ops keeps one unused float (and gets no optimizer task). */
+        long n = sp->desc.nparams ? sp->desc.nparams : 1;
         sp->opt_len = t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 * n : n;
         if ((s = alloc_host((void **)&sp->params, sizeof(float) * n, "parameters")) ||
             (s = alloc_host((void **)&sp->dparams, sizeof(float) * n, "gradients")) ||
@@ -293,13 +295,9 @@ static sp_status register_data(sp_trainer_t *t, uint64_t seed)
             sp_graph_init_op_params(g, i, seed, sp->params + off);
             off += g->ops[i].nparams;
         }
-        /* StarPU cannot register an empty vector; a stage of parameter-free
-         * ops keeps one unused float. */
-        uint32_t nreg = n ? (uint32_t)n : 1;
-        starpu_vector_data_register(&sp->params_h, STARPU_MAIN_RAM, (uintptr_t)sp->params, nreg, sizeof(float));
-        starpu_vector_data_register(&sp->dparams_h, STARPU_MAIN_RAM, (uintptr_t)sp->dparams, nreg, sizeof(float));
-        starpu_vector_data_register(&sp->opt_h, STARPU_MAIN_RAM, (uintptr_t)sp->opt,
-                                    sp->opt_len ? (uint32_t)sp->opt_len : 1, sizeof(float));
+        starpu_vector_data_register(&sp->params_h, STARPU_MAIN_RAM, (uintptr_t)sp->params, (uint32_t)n, sizeof(float));
+        starpu_vector_data_register(&sp->dparams_h, STARPU_MAIN_RAM, (uintptr_t)sp->dparams, (uint32_t)n, sizeof(float));
+        starpu_vector_data_register(&sp->opt_h, STARPU_MAIN_RAM, (uintptr_t)sp->opt, (uint32_t)sp->opt_len, sizeof(float));
         starpu_vector_data_register(&sp->scratch_h, -1, 0, (uint32_t)(t->rows * sp->desc.stash_cols), sizeof(float));
         for (int w = 0; w < t->W; w++)
             starpu_vector_data_register(&t->stash[k * t->W + w], -1, 0,
@@ -514,9 +512,21 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
     starpu_conf_init(&conf);
     if (o->ncpus > 0)
         conf.ncpus = o->ncpus;
-    if (o->sched)
-        conf.sched_policy = find_policy(o->sched); /* wins over STARPU_SCHED, as an option should */
+    /* StarPU lets STARPU_SCHED override whatever the program asks for; an
+     * explicit option should win instead, so hide the variable during init. */
+    char *env_sched = NULL;
+    if (o->sched) {
+        conf.sched_policy = find_policy(o->sched);
+        conf.sched_policy_name = NULL;
+        const char *e = getenv("STARPU_SCHED");
+        if (e && (env_sched = strdup(e)) != NULL)
+            unsetenv("STARPU_SCHED");
+    }
     int ret = starpu_init(&conf);
+    if (env_sched) {
+        setenv("STARPU_SCHED", env_sched, 1);
+        free(env_sched);
+    }
     if (ret == -ENODEV)
         return sp_fail(SP_ERR_NODEV, "trainer: StarPU found no worker to run on");
     if (ret != 0)
@@ -670,7 +680,8 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
         for (int k = K - 1; k >= 0 && s == SP_OK; k--)
             s = submit_backward(t, k, m);
     for (int k = 0; k < K && s == SP_OK; k++)
-        s = submit_update(t, k);
+        if (t->st[k].desc.nparams)
+            s = submit_update(t, k);
     if (s != SP_OK)
         return s;
     starpu_data_acquire(t->loss_h, STARPU_R);

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# build.sh [--sanitize] — set-up if missing, then configure and build starpipe.
+#   build/       the normal build (RelWithDebInfo)
+#   build-asan/  with --sanitize: AddressSanitizer + UndefinedBehaviorSanitizer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+dir=build
+flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+if [ "${1:-}" = --sanitize ]; then
+    dir=build-asan
+    flags=(-DCMAKE_BUILD_TYPE=Debug -DSTARPIPE_SANITIZE=ON)
+fi
+echo "build: configuring $dir"
+cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+echo "build: compiling $dir"
+cmake --build "$dir" -j"$(nproc)"
