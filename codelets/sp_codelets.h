@@ -64,6 +64,8 @@ struct sp_op_info {
     long (*param_count)(int in_cols, int out_cols);
     int aux_cols;                                  /* per-row saved values */
     double (*flops_per_row)(int in_cols, int out_cols); /* forward */
+    /* backward, with or without the input gradient (the graph input needs none) */
+    double (*backward_flops_per_row)(int in_cols, int out_cols, int needs_dx);
     sp_op_kernel_fn forward_cpu;
     sp_op_kernel_fn backward_cpu;
     sp_loss_kernel_fn loss_cpu;                    /* losses only */

@@ -4,8 +4,10 @@
  *
  * The balanced cut minimises the largest stage cost (the pipeline's
  * bottleneck) by dynamic programming over prefix sums, O(K·N²) for N ops.
- * Cost of an op = forward FLOPs per row + the floats it reads and writes per
- * row, so that cheap element-wise ops still weigh something.
+ * Cost of an op = forward + backward FLOPs per row (the op table's estimates;
+ * a linear layer on the graph input computes no input gradient) + the floats
+ * it reads and writes per row, so that cheap element-wise ops still weigh
+ * something.
  */
 #include "internal.h"
 
@@ -50,7 +52,11 @@ sp_status sp_partition_cuts(const sp_graph_t *g, int k, const int *cuts, int *st
 static double op_cost(const sp_graph_t *g, int i)
 {
     const struct sp_op_node *n = &g->ops[i];
-    return sp_graph_op_flops(g, i) + n->in_cols * sp_op_table[n->type].n_inputs + n->out_cols;
+    const struct sp_op_info *info = &sp_op_table[n->type];
+    int needs_dx = n->in[0] != g->input || (info->n_inputs > 1 && n->in[1] != g->input);
+    return info->flops_per_row(n->in_cols, n->out_cols) +
+           info->backward_flops_per_row(n->in_cols, n->out_cols, needs_dx) +
+           n->in_cols * info->n_inputs + n->out_cols;
 }
 
 sp_status sp_partition_balanced(const sp_graph_t *g, int k, int *starts)

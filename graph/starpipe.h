@@ -177,8 +177,8 @@ void sp_trainer_destroy(sp_trainer_t *t);
 
 /* ---- partitioning (used by the trainer, exposed for tools and tests) ---- */
 
-/* Cuts the graph's ops into k stages balancing the estimated FLOPs of
- * forward + backward; writes k start indices (starts[0] = 0). */
+/* Cuts the graph's ops into k stages minimising the largest stage's
+ * estimated forward + backward FLOPs; writes k start indices (starts[0] = 0). */
 sp_status sp_partition_balanced(const sp_graph_t *g, int k, int *starts);
 /* Checks explicit cut points (k−1 increasing indices in (0, ops)) and writes
  * the k start indices. */

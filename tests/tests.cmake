@@ -17,6 +17,7 @@ endfunction()
 sp_add_test(test_gradcheck)
 target_link_libraries(test_gradcheck PRIVATE PkgConfig::OPENBLAS)
 sp_add_test(test_equivalence)
+sp_add_test(test_partition)
 sp_add_test(test_bad_input)
 sp_add_test(test_few_microbatches)
 
