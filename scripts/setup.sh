@@ -49,17 +49,17 @@ mkdir -p "$SRC_DIR"
 tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* 2>/dev/null | head -n1 || true)
 if [ -z "$tarball" ]; then
     say "fetching StarPU $STARPU_DEB_VERSION source package from Debian sid"
-    if ! grep -rqs 'sid' /etc/apt/sources.list.d/starpipe-sid-src.sources; then
-        cat > /etc/apt/sources.list.d/starpipe-sid-src.sources <<SRC
+    cat > /etc/apt/sources.list.d/starpipe-sid-src.sources <<SRC
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: sid
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-    fi
     apt-get update -q
     (cd "$SRC_DIR" && apt-get source --download-only "starpu=$STARPU_DEB_VERSION")
+    # The sid entry was only needed for this download; keep apt on bookworm.
+    rm -f /etc/apt/sources.list.d/starpipe-sid-src.sources
     tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* | head -n1)
 fi
 
