@@ -633,6 +633,23 @@ fail_plan:
     return s;
 }
 
+/* Copies n bytes into (to_handle) or out of a handle's host copy, holding it
+ * with the matching access mode: the copy waits, by data, for the tasks that
+ * use the handle before it. */
+static sp_status host_copy(starpu_data_handle_t h, void *host, void *other, size_t n, int to_handle,
+                           const char *what)
+{
+    int ret = starpu_data_acquire(h, to_handle ? STARPU_W : STARPU_R);
+    if (ret != 0)
+        return sp_fail(SP_ERR_STARPU, "%s: starpu_data_acquire failed (%d)", what, ret);
+    if (to_handle)
+        memcpy(host, other, n);
+    else
+        memcpy(other, host, n);
+    starpu_data_release(h);
+    return SP_OK;
+}
+
 static sp_status check_targets(const sp_trainer_t *t, const void *targets)
 {
     const sp_graph_t *g = t->g;
@@ -661,14 +678,14 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
     const size_t x_bytes = sizeof(float) * t->rows * g->tensors[g->input].cols;
     /* Writing into the micro-batch buffers waits (by data) until the last
      * step's first stage has read them. */
-    for (int m = 0; m < M; m++) {
-        starpu_data_acquire(ACT(t, 0, m), STARPU_W);
-        memcpy(t->x_host[m], (const char *)x + m * x_bytes, x_bytes);
-        starpu_data_release(ACT(t, 0, m));
-        starpu_data_acquire(t->target[m], STARPU_W);
-        memcpy(t->t_host[m], (const char *)targets + m * t->target_bytes, t->target_bytes);
-        starpu_data_release(t->target[m]);
+    for (int m = 0; m < M && s == SP_OK; m++) {
+        s = host_copy(ACT(t, 0, m), t->x_host[m], (char *)x + m * x_bytes, x_bytes, 1, "step");
+        if (s == SP_OK)
+            s = host_copy(t->target[m], t->t_host[m], (char *)targets + m * t->target_bytes,
+                          t->target_bytes, 1, "step");
     }
+    if (s != SP_OK)
+        return s;
     t->step++;
     for (int m = 0; m < M && s == SP_OK; m++) {
         for (int k = 0; k < K && s == SP_OK; k++)
@@ -684,12 +701,11 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
             s = submit_update(t, k);
     if (s != SP_OK)
         return s;
-    starpu_data_acquire(t->loss_h, STARPU_R);
-    double l = t->loss_sum;
-    starpu_data_release(t->loss_h);
-    if (loss)
+    double l;
+    s = host_copy(t->loss_h, &t->loss_sum, &l, sizeof(l), 0, "step");
+    if (s == SP_OK && loss)
         *loss = (float)l;
-    return SP_OK;
+    return s;
 }
 
 sp_status sp_trainer_wait(sp_trainer_t *t)
@@ -710,9 +726,10 @@ sp_status sp_trainer_get_params(sp_trainer_t *t, float *dst)
     size_t off = 0;
     for (int k = 0; k < t->K; k++) {
         struct sp_stage_plan *sp = &t->st[k];
-        starpu_data_acquire(sp->params_h, STARPU_R);
-        memcpy(dst + off, sp->params, sizeof(float) * sp->desc.nparams);
-        starpu_data_release(sp->params_h);
+        sp_status s = host_copy(sp->params_h, sp->params, dst + off, sizeof(float) * sp->desc.nparams, 0,
+                                "get_params");
+        if (s != SP_OK)
+            return s;
         off += (size_t)sp->desc.nparams;
     }
     return SP_OK;
@@ -726,7 +743,9 @@ sp_status sp_trainer_params_checksum(sp_trainer_t *t, uint64_t *checksum)
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
     for (int k = 0; k < t->K; k++) {
         struct sp_stage_plan *sp = &t->st[k];
-        starpu_data_acquire(sp->params_h, STARPU_R);
+        int ret = starpu_data_acquire(sp->params_h, STARPU_R);
+        if (ret != 0)
+            return sp_fail(SP_ERR_STARPU, "checksum: starpu_data_acquire failed (%d)", ret);
         const unsigned char *b = (const unsigned char *)sp->params;
         for (size_t i = 0; i < sizeof(float) * (size_t)sp->desc.nparams; i++) {
             h ^= b[i];
