@@ -1,8 +1,10 @@
 /*
- * loss.c — the StarPU codelet of the loss task L(m): runs the loss op's
- * kernel on one micro-batch of predictions, writes their gradient, and adds
- * the scaled loss into the step's running sum (the first micro-batch
- * overwrites it, so no separate zeroing task is needed).
+ * loss.c — the StarPU codelets of the loss task L(m) and the evaluation task
+ * E(m). L runs the loss op's kernel on one micro-batch of predictions, writes
+ * their gradient, and adds the scaled loss into the step's running sum. E
+ * adds the loss and the count of correct predictions without any gradient.
+ * The first micro-batch of a step (or evaluation) overwrites the sums, so no
+ * separate zeroing task is needed.
  */
 #include "sp_codelets.h"
 
@@ -34,4 +36,36 @@ struct starpu_codelet sp_cl_loss = {
     .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_RW},
     .model = &loss_model,
     .name = "loss",
+};
+
+static void eval_cpu(void *buffers[], void *cl_arg)
+{
+    const struct sp_loss_args *a = cl_arg;
+    long correct = 0;
+    struct sp_loss_call call = {
+        .rows = a->rows,
+        .cols = a->cols,
+        .pred = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]),
+        .target = (const void *)STARPU_VECTOR_GET_PTR(buffers[1]),
+        .scale = a->scale,
+        .correct = &correct,
+    };
+    double *acc = (double *)STARPU_VECTOR_GET_PTR(buffers[2]); /* loss sum, correct */
+    double l = sp_op_table[a->type].loss_cpu(&call);
+    acc[0] = a->first ? l : acc[0] + l;
+    acc[1] = a->first ? (double)correct : acc[1] + (double)correct;
+}
+
+static struct starpu_perfmodel eval_model = {
+    .type = STARPU_HISTORY_BASED,
+    .symbol = "starpipe_eval",
+};
+
+struct starpu_codelet sp_cl_eval = {
+    .cpu_funcs = {eval_cpu},
+    .cpu_funcs_name = {"eval_cpu"},
+    .nbuffers = 3,
+    .modes = {STARPU_R, STARPU_R, STARPU_RW},
+    .model = &eval_model,
+    .name = "eval",
 };

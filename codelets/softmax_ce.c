@@ -3,7 +3,8 @@
  *
  * loss = scale · Σ_rows −log softmax(pred)[label], with scale = 1/B for the
  * whole mini-batch of B rows, so micro-batch losses add up to the batch mean.
- * dpred = scale · (softmax(pred) − onehot(label)).
+ * dpred = scale · (softmax(pred) − onehot(label)). Optionally counts the rows
+ * whose largest logit (first one on ties) is the label.
  */
 #include "sp_codelets.h"
 
@@ -17,7 +18,7 @@ double softmax_ce_loss_cpu(const struct sp_loss_call *c)
     double sum = 0.0;
     for (long r = 0; r < c->rows; r++) {
         const float *p = c->pred + r * C;
-        float *d = c->dpred + r * C;
+        float *d = c->dpred ? c->dpred + r * C : NULL;
         float mx = p[0];
         for (int i = 1; i < C; i++)
             mx = p[i] > mx ? p[i] : mx;
@@ -27,6 +28,14 @@ double softmax_ce_loss_cpu(const struct sp_loss_call *c)
         double logz = log(z) + mx;
         int y = label[r];
         sum += logz - p[y];
+        if (c->correct) {
+            int best = 0;
+            for (int i = 1; i < C; i++)
+                best = p[i] > p[best] ? i : best;
+            *c->correct += best == y;
+        }
+        if (!d)
+            continue;
         for (int i = 0; i < C; i++)
             d[i] = (float)(c->scale * exp((double)p[i] - logz));
         d[y] -= (float)c->scale;

@@ -49,8 +49,9 @@ struct sp_loss_call {
     int cols;
     const float *pred;    /* (rows, cols) */
     const void *target;   /* int32 (rows) or float (rows, cols) */
-    float *dpred;         /* (rows, cols) */
+    float *dpred;         /* (rows, cols); NULL when only the loss is wanted */
     double scale;         /* 1 / (elements the mean runs over, whole mini-batch) */
+    long *correct;        /* classification losses: += rows whose argmax is the label; may be NULL */
 };
 
 typedef void (*sp_op_kernel_fn)(const struct sp_op_call *c);
@@ -147,6 +148,9 @@ struct sp_loss_args {
 /* Loss L(m): R pred(m), R target(m), W dpred(m), RW loss sum (one double).
  * cl_arg: struct sp_loss_args. */
 extern struct starpu_codelet sp_cl_loss;
+/* Evaluation E(m): R pred(m), R target(m), RW {loss sum, correct count} (two
+ * doubles). cl_arg: struct sp_loss_args, rows = the valid rows of the chunk. */
+extern struct starpu_codelet sp_cl_eval;
 
 /* ---- optimizers ---------------------------------------------------------- */
 

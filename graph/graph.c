@@ -15,7 +15,7 @@
 
 static _Thread_local char error_message[512];
 
-sp_status sp_fail(sp_status s, const char *fmt, ...)
+sp_status sp_set_error(sp_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -47,10 +47,10 @@ sp_status sp_graph_create(sp_graph_t **g)
 {
     sp_clear_error();
     if (!g)
-        return sp_fail(SP_ERR_INVALID_ARG, "sp_graph_create: NULL output pointer");
+        return sp_set_error(SP_ERR_INVALID_ARG, "sp_graph_create: NULL output pointer");
     *g = calloc(1, sizeof(**g));
     if (!*g)
-        return sp_fail(SP_ERR_NOMEM, "sp_graph_create: out of memory");
+        return sp_set_error(SP_ERR_NOMEM, "sp_graph_create: out of memory");
     (*g)->input = -1;
     (*g)->loss_in = -1;
     return SP_OK;
@@ -71,7 +71,7 @@ static sp_status new_tensor(sp_graph_t *g, int cols, int producer, sp_tensor *t)
         int cap = g->cap_tensors ? 2 * g->cap_tensors : 16;
         void *p = realloc(g->tensors, sizeof(*g->tensors) * cap);
         if (!p)
-            return sp_fail(SP_ERR_NOMEM, "graph: out of memory for tensors");
+            return sp_set_error(SP_ERR_NOMEM, "graph: out of memory for tensors");
         g->tensors = p;
         g->cap_tensors = cap;
     }
@@ -84,9 +84,9 @@ static sp_status new_tensor(sp_graph_t *g, int cols, int producer, sp_tensor *t)
 static sp_status check_open(const sp_graph_t *g, const char *op)
 {
     if (!g)
-        return sp_fail(SP_ERR_INVALID_ARG, "%s: NULL graph", op);
+        return sp_set_error(SP_ERR_INVALID_ARG, "%s: NULL graph", op);
     if (g->has_loss)
-        return sp_fail(SP_ERR_STATE, "%s: the graph already ends with its loss", op);
+        return sp_set_error(SP_ERR_STATE, "%s: the graph already ends with its loss", op);
     return SP_OK;
 }
 
@@ -95,14 +95,14 @@ static sp_status check_builder(const sp_graph_t *g, const char *op, const sp_ten
 {
     sp_status s = check_open(g, op);
     if (s == SP_OK && !out)
-        return sp_fail(SP_ERR_INVALID_ARG, "%s: NULL output pointer", op);
+        return sp_set_error(SP_ERR_INVALID_ARG, "%s: NULL output pointer", op);
     return s;
 }
 
 static sp_status check_tensor(const sp_graph_t *g, const char *op, sp_tensor t)
 {
     if (t < 0 || t >= g->n_tensors)
-        return sp_fail(SP_ERR_INVALID_ARG, "%s: tensor %d does not exist in this graph", op, t);
+        return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor %d does not exist in this graph", op, t);
     return SP_OK;
 }
 
@@ -113,7 +113,7 @@ static sp_status add_op(sp_graph_t *g, enum sp_op_type type, sp_tensor a, sp_ten
         int cap = g->cap_ops ? 2 * g->cap_ops : 16;
         void *p = realloc(g->ops, sizeof(*g->ops) * cap);
         if (!p)
-            return sp_fail(SP_ERR_NOMEM, "graph: out of memory for ops");
+            return sp_set_error(SP_ERR_NOMEM, "graph: out of memory for ops");
         g->ops = p;
         g->cap_ops = cap;
     }
@@ -144,9 +144,9 @@ sp_status sp_input(sp_graph_t *g, int cols, sp_tensor *x)
     if (s != SP_OK)
         return s;
     if (g->input >= 0)
-        return sp_fail(SP_ERR_STATE, "input: the graph already has an input (tensor %d)", g->input);
+        return sp_set_error(SP_ERR_STATE, "input: the graph already has an input (tensor %d)", g->input);
     if (cols < 1)
-        return sp_fail(SP_ERR_SHAPE, "input: width must be at least 1, got %d", cols);
+        return sp_set_error(SP_ERR_SHAPE, "input: width must be at least 1, got %d", cols);
     s = new_tensor(g, cols, -1, x);
     if (s == SP_OK)
         g->input = *x;
@@ -172,10 +172,10 @@ sp_status sp_linear(sp_graph_t *g, sp_tensor x, int out_features, const char *na
     if (s != SP_OK)
         return s;
     if (out_features < 1)
-        return sp_fail(SP_ERR_SHAPE, "linear '%s': out_features must be at least 1, got %d",
+        return sp_set_error(SP_ERR_SHAPE, "linear '%s': out_features must be at least 1, got %d",
                        name ? name : "?", out_features);
     if (name && !valid_name(name))
-        return sp_fail(SP_ERR_INVALID_ARG,
+        return sp_set_error(SP_ERR_INVALID_ARG,
                        "linear: name must be 1 to %d printable characters without quotes",
                        SP_NAME_MAX - 9);
     return add_op(g, SP_OP_LINEAR, x, -1, out_features, name, y);
@@ -192,7 +192,7 @@ static sp_status unary(sp_graph_t *g, enum sp_op_type type, sp_tensor x, const c
     if (s != SP_OK)
         return s;
     if (name && !valid_name(name))
-        return sp_fail(SP_ERR_INVALID_ARG,
+        return sp_set_error(SP_ERR_INVALID_ARG,
                        "%s: name must be 1 to %d printable characters without quotes", op,
                        SP_NAME_MAX - 9);
     return add_op(g, type, x, -1, g->tensors[x].cols, name, y);
@@ -217,7 +217,7 @@ sp_status sp_add(sp_graph_t *g, sp_tensor a, sp_tensor b, sp_tensor *y)
     if (s != SP_OK)
         return s;
     if (g->tensors[a].cols != g->tensors[b].cols)
-        return sp_fail(SP_ERR_SHAPE, "add: shapes (B, %d) and (B, %d) differ", g->tensors[a].cols,
+        return sp_set_error(SP_ERR_SHAPE, "add: shapes (B, %d) and (B, %d) differ", g->tensors[a].cols,
                        g->tensors[b].cols);
     return add_op(g, SP_OP_ADD, a, b, g->tensors[a].cols, NULL, y);
 }
@@ -232,7 +232,7 @@ static sp_status set_loss(sp_graph_t *g, enum sp_op_type type, sp_tensor pred)
     if (s != SP_OK)
         return s;
     if (type == SP_OP_SOFTMAX_CE && g->tensors[pred].cols < 2)
-        return sp_fail(SP_ERR_SHAPE, "%s: logits (B, %d) need at least 2 classes", op,
+        return sp_set_error(SP_ERR_SHAPE, "%s: logits (B, %d) need at least 2 classes", op,
                        g->tensors[pred].cols);
     g->has_loss = 1;
     g->loss_type = type;
@@ -260,6 +260,49 @@ size_t sp_graph_param_count(const sp_graph_t *g)
     for (int i = 0; g && i < g->n_ops; i++)
         n += (size_t)g->ops[i].nparams;
     return n;
+}
+
+/* Parameter tensors: a linear layer has "<name>.weight" (out, in) and
+ * "<name>.bias" (out); a layernorm "<name>.weight" and "<name>.bias" (C). */
+int sp_graph_param_tensor_count(const sp_graph_t *g)
+{
+    int n = 0;
+    for (int i = 0; g && i < g->n_ops; i++)
+        n += g->ops[i].nparams ? 2 : 0;
+    return n;
+}
+
+sp_status sp_graph_param_tensor(const sp_graph_t *g, int idx, sp_param_info *info)
+{
+    sp_clear_error();
+    if (!g || !info)
+        return sp_set_error(SP_ERR_INVALID_ARG, "param_tensor: NULL argument");
+    size_t offset = 0;
+    int k = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const struct sp_op_node *n = &g->ops[i];
+        if (!n->nparams)
+            continue;
+        for (int part = 0; part < 2; part++, k++) {
+            memset(info, 0, sizeof(*info));
+            int is_weight = part == 0;
+            snprintf(info->name, sizeof(info->name), "%s.%s", n->name, is_weight ? "weight" : "bias");
+            if (n->type == SP_OP_LINEAR && is_weight) {
+                info->ndim = 2;
+                info->shape[0] = n->out_cols;
+                info->shape[1] = n->in_cols;
+            } else {
+                info->ndim = 1;
+                info->shape[0] = n->type == SP_OP_LINEAR ? n->out_cols : n->in_cols;
+            }
+            info->count = (size_t)info->shape[0] * (info->ndim == 2 ? (size_t)info->shape[1] : 1);
+            info->offset = offset;
+            if (k == idx)
+                return SP_OK;
+            offset += info->count;
+        }
+    }
+    return sp_set_error(SP_ERR_INVALID_ARG, "param_tensor: index %d out of range (%d tensors)", idx, k);
 }
 
 double sp_graph_op_flops(const sp_graph_t *g, int i)

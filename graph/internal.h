@@ -35,8 +35,6 @@ struct sp_graph {
     int loss_in;            /* tensor the loss reads */
 };
 
-/* Records a detailed message for sp_error_message() and returns s. */
-sp_status sp_fail(sp_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Clears the message (start of a public call that may fail). */
 void sp_clear_error(void);
 

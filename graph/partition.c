@@ -17,13 +17,13 @@
 static sp_status check_k(const sp_graph_t *g, int k)
 {
     if (!g)
-        return sp_fail(SP_ERR_INVALID_ARG, "partition: NULL graph");
+        return sp_set_error(SP_ERR_INVALID_ARG, "partition: NULL graph");
     if (!g->has_loss)
-        return sp_fail(SP_ERR_STATE, "partition: the graph has no loss yet");
+        return sp_set_error(SP_ERR_STATE, "partition: the graph has no loss yet");
     if (k < 1)
-        return sp_fail(SP_ERR_INVALID_ARG, "partition: the stage count must be at least 1, got %d", k);
+        return sp_set_error(SP_ERR_INVALID_ARG, "partition: the stage count must be at least 1, got %d", k);
     if (k > g->n_ops)
-        return sp_fail(SP_ERR_INVALID_ARG,
+        return sp_set_error(SP_ERR_INVALID_ARG,
                        "partition: %d stages but the graph has only %d ops before its loss "
                        "(each stage needs at least one op)",
                        k, g->n_ops);
@@ -40,7 +40,7 @@ sp_status sp_partition_cuts(const sp_graph_t *g, int k, const int *cuts, int *st
     for (int i = 1; i < k; i++) {
         int c = cuts[i - 1];
         if (c <= starts[i - 1] || c >= g->n_ops)
-            return sp_fail(SP_ERR_INVALID_ARG,
+            return sp_set_error(SP_ERR_INVALID_ARG,
                            "partition: cut point %d (%d) must be greater than %d and less than the "
                            "op count %d",
                            i, c, starts[i - 1], g->n_ops);
@@ -71,7 +71,7 @@ sp_status sp_partition_balanced(const sp_graph_t *g, int k, int *starts)
     int *from = malloc(sizeof(int) * (size_t)(k + 1) * (n + 1));
     if (!prefix || !best || !from) {
         free(prefix), free(best), free(from);
-        return sp_fail(SP_ERR_NOMEM, "partition: out of memory");
+        return sp_set_error(SP_ERR_NOMEM, "partition: out of memory");
     }
     prefix[0] = 0.0;
     for (int i = 0; i < n; i++)

@@ -67,6 +67,9 @@ typedef enum sp_status {
 const char *sp_strerror(sp_status s);
 /* The detailed message of the last failure on this thread ("" if none). */
 const char *sp_error_message(void);
+/* Sets this thread's message and returns s: for code built on the API
+ * (data sets, model builders) that reports errors the same way. */
+sp_status sp_set_error(sp_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- graph ------------------------------------------------------------ */
 
@@ -103,6 +106,20 @@ int sp_graph_op_count(const sp_graph_t *g);
 int sp_tensor_cols(const sp_graph_t *g, sp_tensor t);
 /* Total number of trainable parameters (floats). */
 size_t sp_graph_param_count(const sp_graph_t *g);
+
+/* One named parameter tensor, e.g. "fc1.weight" of shape (out, in) as in
+ * PyTorch; offset and count locate it in the graph-order parameter vector
+ * (sp_trainer_get_params). */
+typedef struct sp_param_info {
+    char name[72];
+    int ndim;      /* 1 or 2 */
+    int shape[2];
+    size_t offset; /* floats */
+    size_t count;
+} sp_param_info;
+
+int sp_graph_param_tensor_count(const sp_graph_t *g);
+sp_status sp_graph_param_tensor(const sp_graph_t *g, int i, sp_param_info *info);
 
 /* ---- training ---------------------------------------------------------- */
 
@@ -159,21 +176,73 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
  * int32 labels (batch) for cross-entropy or floats (batch, C) for MSE.
  * Writes the mini-batch's mean loss to *loss when loss is not NULL. */
 sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, float *loss);
+/* Evaluation: the pipelined forward pass alone (no backward tasks) over n
+ * samples, in chunks of the trainer's micro-batch size (the last one padded
+ * and masked). Writes the mean loss over the n samples and, for
+ * cross-entropy, how many argmax predictions equal the label. */
+sp_status sp_trainer_evaluate(sp_trainer_t *t, const float *x, const void *targets, long n,
+                              double *mean_loss, long *correct);
 /* Waits for every submitted task. */
 sp_status sp_trainer_wait(sp_trainer_t *t);
 /* Copies every parameter, in graph order (op by op, weight then bias), into
  * dst, which holds sp_graph_param_count() floats. Waits for pending updates. */
 sp_status sp_trainer_get_params(sp_trainer_t *t, float *dst);
+/* Replaces every parameter (graph order), e.g. from a checkpoint. */
+sp_status sp_trainer_set_params(sp_trainer_t *t, const float *src);
+/* Optimizer state in graph order: SGD, the momentum buffer (one float per
+ * parameter); AdamW, exp_avg of every parameter then exp_avg_sq (two). */
+size_t sp_trainer_opt_state_count(const sp_trainer_t *t);
+sp_status sp_trainer_get_opt_state(sp_trainer_t *t, float *dst);
+sp_status sp_trainer_set_opt_state(sp_trainer_t *t, const float *src);
+/* Learning rate of the following steps (for schedules such as cosine decay). */
+sp_status sp_trainer_set_lr(sp_trainer_t *t, float lr);
+/* Optimizer steps taken so far (AdamW's bias correction counts them). */
+long sp_trainer_step_count(const sp_trainer_t *t);
+sp_status sp_trainer_set_step_count(sp_trainer_t *t, long steps);
 /* FNV-1a 64-bit hash of the bytes of every parameter in graph order. */
 sp_status sp_trainer_params_checksum(sp_trainer_t *t, uint64_t *checksum);
 /* The first op index of each stage (K entries). */
 sp_status sp_trainer_stage_starts(const sp_trainer_t *t, int *starts);
 int sp_trainer_stage_count(const sp_trainer_t *t);
+/* The graph the trainer was made for, and its optimizer. */
+const sp_graph_t *sp_trainer_graph(const sp_trainer_t *t);
+sp_optimizer_type sp_trainer_optimizer(const sp_trainer_t *t);
 /* Name of the StarPU policy in use. */
 const char *sp_trainer_sched_name(const sp_trainer_t *t);
 /* Number of workers the trainer's stages were pinned to / could use. */
 int sp_trainer_worker_count(const sp_trainer_t *t);
 void sp_trainer_destroy(sp_trainer_t *t);
+
+/* ---- checkpoints (safetensors) ------------------------------------------ */
+
+/* String key/value pairs stored in a checkpoint's "__metadata__". */
+#define SP_META_MAX 48
+typedef struct sp_meta {
+    int n;
+    char key[SP_META_MAX][64];
+    char value[SP_META_MAX][256];
+} sp_meta;
+
+/* Adds or replaces a pair; keys and values are printable ASCII. */
+sp_status sp_meta_set(sp_meta *m, const char *key, const char *value);
+/* The value of key, or NULL. */
+const char *sp_meta_get(const sp_meta *m, const char *key);
+
+/* Writes every parameter (one tensor per parameter, named like "fc1.weight",
+ * PyTorch's shapes, F32 little-endian), the optimizer state (named
+ * "optimizer.<param>.momentum_buffer" for SGD, ".exp_avg" and ".exp_avg_sq"
+ * for AdamW) and meta plus "starpipe.step" and "starpipe.optimizer" in
+ * "__metadata__", in the safetensors format. Atomic: a temporary file in the
+ * same folder, flushed and fsync'd, then renamed over path; on any failure
+ * path is left as it was. */
+sp_status sp_checkpoint_save(sp_trainer_t *t, const char *path, const sp_meta *meta);
+/* Reads only the "__metadata__" of a checkpoint (to rebuild its model). */
+sp_status sp_checkpoint_read_meta(const char *path, sp_meta *meta);
+/* Loads the parameters (and, with with_optimizer, the optimizer state and
+ * the step count) into t. Every tensor of the model must be there with its
+ * shape and no other tensor may be: a mismatch names the tensor and both
+ * shapes, and t is left untouched. */
+sp_status sp_checkpoint_load(sp_trainer_t *t, const char *path, int with_optimizer);
 
 /* ---- partitioning (used by the trainer, exposed for tools and tests) ---- */
 

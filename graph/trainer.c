@@ -51,6 +51,8 @@ struct sp_trainer {
     size_t target_bytes; /* per micro-batch */
     double loss_sum;
     starpu_data_handle_t loss_h;
+    double eval_acc[2]; /* loss sum, correct predictions */
+    starpu_data_handle_t eval_h;
     char *names; /* task names, kept alive for traces */
     long step;
     int prio_forward, prio_backward;
@@ -95,7 +97,7 @@ sp_status sp_optimizer_parse(const char *name, sp_optimizer_type *type)
     else if (name && !strcmp(name, "adamw"))
         *type = SP_OPTIMIZER_ADAMW;
     else
-        return sp_fail(SP_ERR_INVALID_ARG, "unknown optimizer '%s' (choose sgd or adamw)",
+        return sp_set_error(SP_ERR_INVALID_ARG, "unknown optimizer '%s' (choose sgd or adamw)",
                        name ? name : "(null)");
     return SP_OK;
 }
@@ -129,44 +131,44 @@ const char *sp_sched_policy_names(void)
 static sp_status check_opts(const sp_graph_t *g, const sp_train_opts *o)
 {
     if (!g->has_loss)
-        return sp_fail(SP_ERR_STATE, "trainer: the graph has no loss (call sp_softmax_cross_entropy or sp_mse_loss)");
+        return sp_set_error(SP_ERR_STATE, "trainer: the graph has no loss (call sp_softmax_cross_entropy or sp_mse_loss)");
     if (g->input < 0)
-        return sp_fail(SP_ERR_STATE, "trainer: the graph has no input (call sp_input)");
+        return sp_set_error(SP_ERR_STATE, "trainer: the graph has no input (call sp_input)");
     if (o->microbatches < 1)
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: micro-batches must be at least 1, got %d",
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: micro-batches must be at least 1, got %d",
                        o->microbatches);
     if (o->batch < 1)
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: batch must be at least 1, got %d", o->batch);
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: batch must be at least 1, got %d", o->batch);
     if (o->batch % o->microbatches)
-        return sp_fail(SP_ERR_INVALID_ARG,
+        return sp_set_error(SP_ERR_INVALID_ARG,
                        "trainer: batch %d is not divisible by %d micro-batches (pick a batch that "
                        "is a multiple of M)",
                        o->batch, o->microbatches);
     if (o->sched && !sp_sched_policy_exists(o->sched))
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: unknown scheduling policy '%s' (StarPU has: %s)",
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown scheduling policy '%s' (StarPU has: %s)",
                        o->sched, sp_sched_policy_names());
     if (o->placement != SP_PLACEMENT_PINNED && o->placement != SP_PLACEMENT_FREE)
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: unknown placement %d", (int)o->placement);
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown placement %d", (int)o->placement);
     if (o->ncpus == 0 || o->ncpus < -1 || o->ncpus > STARPU_MAXCPUS)
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: CPU workers must be -1 (all) or 1..%d, got %d",
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: CPU workers must be -1 (all) or 1..%d, got %d",
                        STARPU_MAXCPUS, o->ncpus);
     const sp_optimizer *op = &o->optimizer;
     if (op->type != SP_OPTIMIZER_SGD && op->type != SP_OPTIMIZER_ADAMW)
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: unknown optimizer %d", (int)op->type);
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown optimizer %d", (int)op->type);
     if (!(op->lr > 0.0f) || !isfinite(op->lr))
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: learning rate must be a positive number, got %g",
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: learning rate must be a positive number, got %g",
                        (double)op->lr);
     if (!(op->weight_decay >= 0.0f) || !isfinite(op->weight_decay))
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: weight decay must be ≥ 0, got %g",
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: weight decay must be ≥ 0, got %g",
                        (double)op->weight_decay);
     if (!(op->momentum >= 0.0f && op->momentum < 1.0f))
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: momentum must be in [0, 1), got %g",
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: momentum must be in [0, 1), got %g",
                        (double)op->momentum);
     if (!(op->beta1 >= 0.0f && op->beta1 < 1.0f) || !(op->beta2 >= 0.0f && op->beta2 < 1.0f))
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: AdamW betas must be in [0, 1), got %g, %g",
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: AdamW betas must be in [0, 1), got %g, %g",
                        (double)op->beta1, (double)op->beta2);
     if (!(op->eps > 0.0f))
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: AdamW eps must be positive, got %g",
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: AdamW eps must be positive, got %g",
                        (double)op->eps);
     return SP_OK;
 }
@@ -218,7 +220,7 @@ static sp_status plan_stage(sp_trainer_t *t, int s, const int *starts, int *live
     d->n_ops = sp->end_op - sp->first_op;
     d->ops = calloc((size_t)d->n_ops, sizeof(*d->ops));
     if (!d->in || !d->ops)
-        return sp_fail(SP_ERR_NOMEM, "trainer: out of memory planning stage %d", s);
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory planning stage %d", s);
     long w_off = 0;
     for (int i = 0; i < d->n_ops; i++) {
         const struct sp_op_node *n = &g->ops[sp->first_op + i];
@@ -249,7 +251,7 @@ static sp_status plan_stage(sp_trainer_t *t, int s, const int *starts, int *live
     d->n_out = n_out;
     d->out = calloc((size_t)n_out, sizeof(*d->out));
     if (!d->out)
-        return sp_fail(SP_ERR_NOMEM, "trainer: out of memory planning stage %d", s);
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory planning stage %d", s);
     act_off = 0;
     for (int j = 0; j < n_out; j++) {
         int tid = live[j];
@@ -271,7 +273,7 @@ static sp_status alloc_host(void **p, size_t bytes, const char *what)
 {
     *p = calloc(1, bytes ? bytes : 1);
     if (!*p)
-        return sp_fail(SP_ERR_NOMEM, "trainer: cannot allocate %zu bytes for %s", bytes, what);
+        return sp_set_error(SP_ERR_NOMEM, "trainer: cannot allocate %zu bytes for %s", bytes, what);
     return SP_OK;
 }
 
@@ -322,6 +324,7 @@ static sp_status register_data(sp_trainer_t *t, uint64_t seed)
         }
     }
     starpu_vector_data_register(&t->loss_h, STARPU_MAIN_RAM, (uintptr_t)&t->loss_sum, 1, sizeof(double));
+    starpu_vector_data_register(&t->eval_h, STARPU_MAIN_RAM, (uintptr_t)t->eval_acc, 2, sizeof(double));
     return SP_OK;
 }
 
@@ -349,6 +352,7 @@ static void unregister_all(sp_trainer_t *t)
     for (int m = 0; t->target && m < t->M; m++)
         UNREG(t->target[m]);
     UNREG(t->loss_h);
+    UNREG(t->eval_h);
 #undef UNREG
 }
 
@@ -387,37 +391,40 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
         starpu_task_destroy(task);
         t->broken = 1;
         if (ret == -ENODEV)
-            return sp_fail(SP_ERR_NODEV, "trainer: no worker can run task '%s'", name);
-        return sp_fail(SP_ERR_STARPU, "trainer: submitting task '%s' failed (%d)", name, ret);
+            return sp_set_error(SP_ERR_NODEV, "trainer: no worker can run task '%s'", name);
+        return sp_set_error(SP_ERR_STARPU, "trainer: submitting task '%s' failed (%d)", name, ret);
     }
     return SP_OK;
 }
 
 static const char *task_name(const sp_trainer_t *t, int kind, int s, int m)
 {
-    /* layout: F (K·M), B (K·M), L (M), U (K) */
+    /* layout: F (K·M), B (K·M), L (M), U (K), E (M) */
     const int K = t->K, M = t->M;
     size_t idx = kind == 0 ? (size_t)s * M + m
                : kind == 1 ? (size_t)K * M + (size_t)s * M + m
                : kind == 2 ? (size_t)2 * K * M + m
-                           : (size_t)2 * K * M + M + s;
+               : kind == 3 ? (size_t)2 * K * M + M + s
+                           : (size_t)2 * K * M + M + K + m;
     return t->names + idx * SP_TASK_NAME_MAX;
 }
 
 static sp_status fill_names(sp_trainer_t *t)
 {
     const int K = t->K, M = t->M;
-    size_t n = (size_t)2 * K * M + M + K;
+    size_t n = (size_t)2 * K * M + 2 * M + K;
     t->names = malloc(n * SP_TASK_NAME_MAX);
     if (!t->names)
-        return sp_fail(SP_ERR_NOMEM, "trainer: out of memory for task names");
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory for task names");
     for (int s = 0; s < K; s++)
         for (int m = 0; m < M; m++) {
             snprintf((char *)task_name(t, 0, s, m), SP_TASK_NAME_MAX, "F s%d m%d", s, m);
             snprintf((char *)task_name(t, 1, s, m), SP_TASK_NAME_MAX, "B s%d m%d", s, m);
         }
-    for (int m = 0; m < M; m++)
+    for (int m = 0; m < M; m++) {
         snprintf((char *)task_name(t, 2, 0, m), SP_TASK_NAME_MAX, "L m%d", m);
+        snprintf((char *)task_name(t, 4, 0, m), SP_TASK_NAME_MAX, "E m%d", m);
+    }
     for (int s = 0; s < K; s++)
         snprintf((char *)task_name(t, 3, s, 0), SP_TASK_NAME_MAX, "U s%d", s);
     return SP_OK;
@@ -438,22 +445,41 @@ static sp_status submit_forward(sp_trainer_t *t, int s, int m)
                   sp->worker, task_name(t, 0, s, m));
 }
 
-static sp_status submit_loss(sp_trainer_t *t, int m)
+/* The loss arguments for `rows` valid rows of a mean over `samples` samples. */
+static struct sp_loss_args *loss_args(const sp_trainer_t *t, long rows, long samples, int first)
 {
     const sp_graph_t *g = t->g;
     struct sp_loss_args *a = malloc(sizeof(*a));
     if (!a)
-        return sp_fail(SP_ERR_NOMEM, "trainer: out of memory");
-    long per_row = sp_op_table[g->loss_type].target_per_col ? g->tensors[g->loss_in].cols : 1;
-    *a = (struct sp_loss_args){.type = g->loss_type, .rows = t->rows,
-                               .cols = g->tensors[g->loss_in].cols,
-                               .scale = 1.0 / ((double)t->batch * per_row), .first = m == 0};
+        return NULL;
+    int cols = g->tensors[g->loss_in].cols;
+    long per_row = sp_op_table[g->loss_type].target_per_col ? cols : 1;
+    *a = (struct sp_loss_args){.type = g->loss_type, .rows = rows, .cols = cols,
+                               .scale = 1.0 / ((double)samples * per_row), .first = first};
+    return a;
+}
+
+static sp_status submit_loss(sp_trainer_t *t, int m)
+{
+    struct sp_loss_args *a = loss_args(t, t->rows, t->batch, m == 0);
+    if (!a)
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
     struct sp_access acc[] = {{ACT(t, t->K, m), STARPU_R},
                               {t->target[m], STARPU_R},
                               {GRAD(t, t->K, m), STARPU_W},
                               {t->loss_h, STARPU_RW}};
     return submit(t, &sp_cl_loss, acc, 4, a, sizeof(*a), 1, t->prio_backward,
                   t->st[t->K - 1].worker, task_name(t, 2, 0, m));
+}
+
+static sp_status submit_eval(sp_trainer_t *t, int m, long valid, long samples, int first)
+{
+    struct sp_loss_args *a = loss_args(t, valid, samples, first);
+    if (!a)
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+    struct sp_access acc[] = {{ACT(t, t->K, m), STARPU_R}, {t->target[m], STARPU_R}, {t->eval_h, STARPU_RW}};
+    return submit(t, &sp_cl_eval, acc, 3, a, sizeof(*a), 1, t->prio_backward, t->st[t->K - 1].worker,
+                  task_name(t, 4, 0, m));
 }
 
 static sp_status submit_backward(sp_trainer_t *t, int s, int m)
@@ -474,7 +500,7 @@ static sp_status submit_update(sp_trainer_t *t, int s)
     struct sp_stage_plan *sp = &t->st[s];
     struct sp_opt_args *a = malloc(sizeof(*a));
     if (!a)
-        return sp_fail(SP_ERR_NOMEM, "trainer: out of memory");
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
     const sp_optimizer *o = &t->optimizer;
     *a = (struct sp_opt_args){.kind = o->type == SP_OPTIMIZER_ADAMW ? SP_OPT_ADAMW : SP_OPT_SGD,
                               .lr = o->lr, .momentum = o->momentum, .beta1 = o->beta1,
@@ -528,9 +554,9 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
         free(env_sched);
     }
     if (ret == -ENODEV)
-        return sp_fail(SP_ERR_NODEV, "trainer: StarPU found no worker to run on");
+        return sp_set_error(SP_ERR_NODEV, "trainer: StarPU found no worker to run on");
     if (ret != 0)
-        return sp_fail(SP_ERR_STARPU, "trainer: starpu_init failed (%d)", ret);
+        return sp_set_error(SP_ERR_STARPU, "trainer: starpu_init failed (%d)", ret);
     sp_codelets_init();
     struct starpu_sched_policy *p = starpu_sched_get_sched_policy();
     snprintf(t->sched_name, sizeof(t->sched_name), "%s", p && p->policy_name ? p->policy_name : "?");
@@ -544,7 +570,7 @@ static sp_status place_stages(sp_trainer_t *t)
     int ids[STARPU_NMAXWORKERS];
     int n = starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
     if (n <= 0)
-        return sp_fail(SP_ERR_NODEV, "trainer: no CPU worker (every stage needs one)");
+        return sp_set_error(SP_ERR_NODEV, "trainer: no CPU worker (every stage needs one)");
     t->nworkers = n;
     for (int s = 0; s < t->K; s++)
         t->st[s].worker = t->placement == SP_PLACEMENT_PINNED ? ids[s % n] : -1;
@@ -555,10 +581,10 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
 {
     sp_clear_error();
     if (!g || !o || !out)
-        return sp_fail(SP_ERR_INVALID_ARG, "trainer: NULL argument");
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: NULL argument");
     *out = NULL;
     if (trainer_alive)
-        return sp_fail(SP_ERR_STATE, "trainer: another trainer is alive in this process (StarPU is process-wide)");
+        return sp_set_error(SP_ERR_STATE, "trainer: another trainer is alive in this process (StarPU is process-wide)");
     sp_status s = check_opts(g, o);
     if (s != SP_OK)
         return s;
@@ -566,7 +592,7 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     const int K = o->stages, M = o->microbatches;
     int *starts = malloc(sizeof(int) * (K > 0 ? K : 1));
     if (!starts)
-        return sp_fail(SP_ERR_NOMEM, "trainer: out of memory");
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
     s = o->cuts ? sp_partition_cuts(g, K, o->cuts, starts) : sp_partition_balanced(g, K, starts);
     if (s != SP_OK) {
         free(starts);
@@ -576,7 +602,7 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     sp_trainer_t *t = calloc(1, sizeof(*t));
     if (!t) {
         free(starts);
-        return sp_fail(SP_ERR_NOMEM, "trainer: out of memory");
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
     }
     t->g = g;
     t->K = K;
@@ -598,7 +624,7 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     long *slot = malloc(sizeof(long) * g->n_tensors);
     if (!t->st || !t->act_cols || !t->act || !t->grad || !t->stash || !t->target || !t->x_host ||
         !t->t_host || !live || !slot) {
-        s = sp_fail(SP_ERR_NOMEM, "trainer: out of memory");
+        s = sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
         goto fail_plan;
     }
     for (int k = 0; k < K && s == SP_OK; k++)
@@ -641,7 +667,7 @@ static sp_status host_copy(starpu_data_handle_t h, void *host, void *other, size
 {
     int ret = starpu_data_acquire(h, to_handle ? STARPU_W : STARPU_R);
     if (ret != 0)
-        return sp_fail(SP_ERR_STARPU, "%s: starpu_data_acquire failed (%d)", what, ret);
+        return sp_set_error(SP_ERR_STARPU, "%s: starpu_data_acquire failed (%d)", what, ret);
     if (to_handle)
         memcpy(host, other, n);
     else
@@ -650,16 +676,16 @@ static sp_status host_copy(starpu_data_handle_t h, void *host, void *other, size
     return SP_OK;
 }
 
-static sp_status check_targets(const sp_trainer_t *t, const void *targets)
+static sp_status check_targets(const sp_trainer_t *t, const void *targets, long n)
 {
     const sp_graph_t *g = t->g;
     if (g->loss_type != SP_OP_SOFTMAX_CE)
         return SP_OK;
     const int32_t *y = targets;
     const int C = g->tensors[g->loss_in].cols;
-    for (int i = 0; i < t->batch; i++)
+    for (long i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= C)
-            return sp_fail(SP_ERR_INVALID_ARG, "step: label %d of row %d is outside [0, %d)", y[i], i, C);
+            return sp_set_error(SP_ERR_INVALID_ARG, "label %d of row %ld is outside [0, %d)", y[i], i, C);
     return SP_OK;
 }
 
@@ -667,10 +693,10 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
 {
     sp_clear_error();
     if (!t || !x || !targets)
-        return sp_fail(SP_ERR_INVALID_ARG, "step: NULL argument");
+        return sp_set_error(SP_ERR_INVALID_ARG, "step: NULL argument");
     if (t->broken)
-        return sp_fail(SP_ERR_STATE, "step: an earlier submission failed; destroy this trainer");
-    sp_status s = check_targets(t, targets);
+        return sp_set_error(SP_ERR_STATE, "step: an earlier submission failed; destroy this trainer");
+    sp_status s = check_targets(t, targets, t->batch);
     if (s != SP_OK)
         return s;
     const sp_graph_t *g = t->g;
@@ -708,13 +734,63 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
     return s;
 }
 
+sp_status sp_trainer_evaluate(sp_trainer_t *t, const float *x, const void *targets, long n,
+                              double *mean_loss, long *correct)
+{
+    sp_clear_error();
+    if (!t || !x || !targets || n < 1)
+        return sp_set_error(SP_ERR_INVALID_ARG, "evaluate: NULL argument or no samples");
+    if (t->broken)
+        return sp_set_error(SP_ERR_STATE, "evaluate: an earlier submission failed; destroy this trainer");
+    sp_status s = check_targets(t, targets, n);
+    if (s != SP_OK)
+        return s;
+    const sp_graph_t *g = t->g;
+    const size_t x_row = sizeof(float) * g->tensors[g->input].cols;
+    const size_t t_row = t->target_bytes / (size_t)t->rows;
+    const long chunks = (n + t->rows - 1) / t->rows;
+    for (long c = 0; c < chunks && s == SP_OK; c++) {
+        const int m = (int)(c % t->M);
+        const long first_row = c * t->rows;
+        const long valid = n - first_row < t->rows ? n - first_row : t->rows;
+        /* the last chunk is padded with zeros (label 0) and masked by `valid` */
+        int ret = starpu_data_acquire(ACT(t, 0, m), STARPU_W);
+        if (ret == 0) {
+            memcpy(t->x_host[m], (const char *)x + first_row * x_row, valid * x_row);
+            memset((char *)t->x_host[m] + valid * x_row, 0, (t->rows - valid) * x_row);
+            starpu_data_release(ACT(t, 0, m));
+            ret = starpu_data_acquire(t->target[m], STARPU_W);
+        }
+        if (ret != 0)
+            return sp_set_error(SP_ERR_STARPU, "evaluate: starpu_data_acquire failed (%d)", ret);
+        memcpy(t->t_host[m], (const char *)targets + first_row * t_row, valid * t_row);
+        memset((char *)t->t_host[m] + valid * t_row, 0, (t->rows - valid) * t_row);
+        starpu_data_release(t->target[m]);
+        for (int k = 0; k < t->K && s == SP_OK; k++)
+            s = submit_forward(t, k, m);
+        if (s == SP_OK)
+            s = submit_eval(t, m, valid, n, c == 0);
+    }
+    if (s != SP_OK)
+        return s;
+    double acc[2];
+    s = host_copy(t->eval_h, t->eval_acc, acc, sizeof(acc), 0, "evaluate");
+    if (s == SP_OK) {
+        if (mean_loss)
+            *mean_loss = acc[0];
+        if (correct)
+            *correct = (long)acc[1];
+    }
+    return s;
+}
+
 sp_status sp_trainer_wait(sp_trainer_t *t)
 {
     sp_clear_error();
     if (!t)
-        return sp_fail(SP_ERR_INVALID_ARG, "wait: NULL trainer");
+        return sp_set_error(SP_ERR_INVALID_ARG, "wait: NULL trainer");
     if (starpu_task_wait_for_all() != 0)
-        return sp_fail(SP_ERR_STARPU, "wait: starpu_task_wait_for_all failed");
+        return sp_set_error(SP_ERR_STARPU, "wait: starpu_task_wait_for_all failed");
     return SP_OK;
 }
 
@@ -722,7 +798,7 @@ sp_status sp_trainer_get_params(sp_trainer_t *t, float *dst)
 {
     sp_clear_error();
     if (!t || !dst)
-        return sp_fail(SP_ERR_INVALID_ARG, "get_params: NULL argument");
+        return sp_set_error(SP_ERR_INVALID_ARG, "get_params: NULL argument");
     size_t off = 0;
     for (int k = 0; k < t->K; k++) {
         struct sp_stage_plan *sp = &t->st[k];
@@ -735,17 +811,104 @@ sp_status sp_trainer_get_params(sp_trainer_t *t, float *dst)
     return SP_OK;
 }
 
+sp_status sp_trainer_set_params(sp_trainer_t *t, const float *src)
+{
+    sp_clear_error();
+    if (!t || !src)
+        return sp_set_error(SP_ERR_INVALID_ARG, "set_params: NULL argument");
+    size_t off = 0;
+    for (int k = 0; k < t->K; k++) {
+        struct sp_stage_plan *sp = &t->st[k];
+        sp_status s = host_copy(sp->params_h, sp->params, (float *)src + off,
+                                sizeof(float) * sp->desc.nparams, 1, "set_params");
+        if (s != SP_OK)
+            return s;
+        off += (size_t)sp->desc.nparams;
+    }
+    return SP_OK;
+}
+
+size_t sp_trainer_opt_state_count(const sp_trainer_t *t)
+{
+    if (!t)
+        return 0;
+    return sp_graph_param_count(t->g) * (t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 : 1);
+}
+
+/* A stage's state is [m (n), v (n)] for AdamW; the graph-order vector is
+ * every stage's m, then every stage's v. */
+static sp_status opt_state_copy(sp_trainer_t *t, float *graph_order, int to_trainer)
+{
+    const int parts = t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 : 1;
+    const size_t total = sp_graph_param_count(t->g);
+    size_t off = 0;
+    for (int k = 0; k < t->K; k++) {
+        struct sp_stage_plan *sp = &t->st[k];
+        const size_t n = (size_t)sp->desc.nparams;
+        int ret = starpu_data_acquire(sp->opt_h, to_trainer ? STARPU_W : STARPU_R);
+        if (ret != 0)
+            return sp_set_error(SP_ERR_STARPU, "optimizer state: starpu_data_acquire failed (%d)", ret);
+        for (int p = 0; p < parts; p++) {
+            float *stage = sp->opt + p * n, *all = graph_order + p * total + off;
+            if (to_trainer)
+                memcpy(stage, all, sizeof(float) * n);
+            else
+                memcpy(all, stage, sizeof(float) * n);
+        }
+        starpu_data_release(sp->opt_h);
+        off += n;
+    }
+    return SP_OK;
+}
+
+sp_status sp_trainer_get_opt_state(sp_trainer_t *t, float *dst)
+{
+    sp_clear_error();
+    if (!t || !dst)
+        return sp_set_error(SP_ERR_INVALID_ARG, "get_opt_state: NULL argument");
+    return opt_state_copy(t, dst, 0);
+}
+
+sp_status sp_trainer_set_opt_state(sp_trainer_t *t, const float *src)
+{
+    sp_clear_error();
+    if (!t || !src)
+        return sp_set_error(SP_ERR_INVALID_ARG, "set_opt_state: NULL argument");
+    return opt_state_copy(t, (float *)src, 1);
+}
+
+sp_status sp_trainer_set_lr(sp_trainer_t *t, float lr)
+{
+    sp_clear_error();
+    if (!t || !(lr > 0.0f) || !isfinite(lr))
+        return sp_set_error(SP_ERR_INVALID_ARG, "set_lr: learning rate must be a positive number, got %g",
+                            (double)lr);
+    t->optimizer.lr = lr; /* each U task copies the value it is submitted with */
+    return SP_OK;
+}
+
+long sp_trainer_step_count(const sp_trainer_t *t) { return t ? t->step : 0; }
+
+sp_status sp_trainer_set_step_count(sp_trainer_t *t, long steps)
+{
+    sp_clear_error();
+    if (!t || steps < 0)
+        return sp_set_error(SP_ERR_INVALID_ARG, "set_step_count: NULL trainer or negative count");
+    t->step = steps;
+    return SP_OK;
+}
+
 sp_status sp_trainer_params_checksum(sp_trainer_t *t, uint64_t *checksum)
 {
     sp_clear_error();
     if (!t || !checksum)
-        return sp_fail(SP_ERR_INVALID_ARG, "checksum: NULL argument");
+        return sp_set_error(SP_ERR_INVALID_ARG, "checksum: NULL argument");
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
     for (int k = 0; k < t->K; k++) {
         struct sp_stage_plan *sp = &t->st[k];
         int ret = starpu_data_acquire(sp->params_h, STARPU_R);
         if (ret != 0)
-            return sp_fail(SP_ERR_STARPU, "checksum: starpu_data_acquire failed (%d)", ret);
+            return sp_set_error(SP_ERR_STARPU, "checksum: starpu_data_acquire failed (%d)", ret);
         const unsigned char *b = (const unsigned char *)sp->params;
         for (size_t i = 0; i < sizeof(float) * (size_t)sp->desc.nparams; i++) {
             h ^= b[i];
@@ -761,13 +924,15 @@ sp_status sp_trainer_stage_starts(const sp_trainer_t *t, int *starts)
 {
     sp_clear_error();
     if (!t || !starts)
-        return sp_fail(SP_ERR_INVALID_ARG, "stage_starts: NULL argument");
+        return sp_set_error(SP_ERR_INVALID_ARG, "stage_starts: NULL argument");
     for (int k = 0; k < t->K; k++)
         starts[k] = t->st[k].first_op;
     return SP_OK;
 }
 
 int sp_trainer_stage_count(const sp_trainer_t *t) { return t ? t->K : 0; }
+const sp_graph_t *sp_trainer_graph(const sp_trainer_t *t) { return t ? t->g : NULL; }
+sp_optimizer_type sp_trainer_optimizer(const sp_trainer_t *t) { return t ? t->optimizer.type : SP_OPTIMIZER_SGD; }
 const char *sp_trainer_sched_name(const sp_trainer_t *t) { return t ? t->sched_name : ""; }
 int sp_trainer_worker_count(const sp_trainer_t *t) { return t ? t->nworkers : 0; }
 

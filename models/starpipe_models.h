@@ -25,4 +25,22 @@ typedef struct sp_synthetic {
 sp_status sp_synthetic_create(sp_synthetic *d, int n, int inputs, int classes, uint64_t seed);
 void sp_synthetic_destroy(sp_synthetic *d);
 
+/* A labelled data set held in memory: n samples of `features` floats. */
+typedef struct sp_dataset {
+    int n, features, classes;
+    float *x;       /* (n, features) */
+    int32_t *label; /* (n), each in [0, classes) */
+} sp_dataset;
+
+/* Reads an IDX image file (3-D unsigned bytes, gzip or plain) and its IDX
+ * label file (1-D); pixels are scaled to [0, 1]. Every failure names the file
+ * and the problem (sp_error_message()). */
+sp_status sp_idx_load(const char *images_path, const char *labels_path, int classes, sp_dataset *d);
+/* Fashion-MNIST from dir (train: the 60,000 training images, else the
+ * 10,000 test images), named as Debian's dataset-fashion-mnist installs them. */
+sp_status sp_fashion_mnist_load(const char *dir, int train, sp_dataset *d);
+void sp_dataset_destroy(sp_dataset *d);
+
+#define SP_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
 #endif /* STARPIPE_MODELS_H */

@@ -1,0 +1,171 @@
+/*
+ * idx.c — reader of the IDX format of MNIST and Fashion-MNIST, gzip-compressed
+ * or not (zlib reads both).
+ *
+ * An IDX file is a big-endian header — magic 0x0000 0x08 (unsigned bytes) and
+ * the number of dimensions, then one u32 per dimension — followed by the
+ * values. Images are 3-D (n, rows, cols), labels 1-D (n). Every check that can
+ * fail names the file: missing, not IDX, wrong dimensions, sizes that would
+ * need absurd memory, truncated, trailing bytes, image and label counts that
+ * disagree, labels out of range.
+ */
+#include "starpipe_models.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define IDX_MAX_ITEMS 10000000L /* ten million samples */
+#define IDX_MAX_SIDE 4096       /* pixels per image side */
+#define IDX_MAX_BYTES (1L << 31) /* of pixel data */
+
+static sp_status read_exact(gzFile f, const char *path, void *buf, size_t n, const char *what)
+{
+    size_t got = 0;
+    while (got < n) {
+        unsigned chunk = n - got > (1u << 30) ? (1u << 30) : (unsigned)(n - got);
+        int r = gzread(f, (char *)buf + got, chunk);
+        if (r < 0) {
+            int err;
+            const char *msg = gzerror(f, &err);
+            return sp_set_error(SP_ERR_IO, "%s: corrupt gzip data while reading %s (%s)", path, what, msg);
+        }
+        if (r == 0)
+            return sp_set_error(SP_ERR_IO, "%s: truncated: %s needs %zu bytes, the file ends after %zu",
+                                path, what, n, got);
+        got += (size_t)r;
+    }
+    return SP_OK;
+}
+
+static uint32_t be32(const unsigned char *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* Opens path and reads its header; dims[] gets ndim sizes. */
+static sp_status open_idx(const char *path, int ndim, uint32_t *dims, gzFile *out)
+{
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return sp_set_error(SP_ERR_IO, "%s: cannot open (%s)", path, errno ? strerror(errno) : "gzopen failed");
+    unsigned char h[16];
+    sp_status s = read_exact(f, path, h, 4, "the IDX magic number");
+    if (s == SP_OK && (h[0] != 0 || h[1] != 0 || h[2] != 0x08 || h[3] != ndim))
+        s = sp_set_error(SP_ERR_IO,
+                         "%s: not an IDX file of %d-D unsigned bytes (magic %02x %02x %02x %02x, "
+                         "expected 00 00 08 %02x)",
+                         path, ndim, h[0], h[1], h[2], h[3], ndim);
+    if (s == SP_OK)
+        s = read_exact(f, path, h + 4, 4 * (size_t)ndim, "the IDX dimensions");
+    if (s != SP_OK) {
+        gzclose(f);
+        return s;
+    }
+    for (int i = 0; i < ndim; i++)
+        dims[i] = be32(h + 4 + 4 * i);
+    *out = f;
+    return SP_OK;
+}
+
+static sp_status expect_end(gzFile f, const char *path)
+{
+    char extra;
+    int r = gzread(f, &extra, 1);
+    if (r > 0)
+        return sp_set_error(SP_ERR_IO, "%s: trailing bytes after the last item", path);
+    if (r < 0) {
+        int err;
+        return sp_set_error(SP_ERR_IO, "%s: corrupt gzip data at the end (%s)", path, gzerror(f, &err));
+    }
+    return SP_OK;
+}
+
+sp_status sp_idx_load(const char *images_path, const char *labels_path, int classes, sp_dataset *d)
+{
+    memset(d, 0, sizeof(*d));
+    uint32_t idim[3], ldim[1];
+    gzFile fi = NULL, fl = NULL;
+    unsigned char *pixels = NULL, *labels = NULL;
+    sp_status s = open_idx(images_path, 3, idim, &fi);
+    if (s != SP_OK)
+        return s;
+    if (idim[0] < 1 || idim[0] > IDX_MAX_ITEMS || idim[1] < 1 || idim[1] > IDX_MAX_SIDE ||
+        idim[2] < 1 || idim[2] > IDX_MAX_SIDE ||
+        (uint64_t)idim[0] * idim[1] * idim[2] > (uint64_t)IDX_MAX_BYTES) {
+        s = sp_set_error(SP_ERR_IO,
+                         "%s: header says %u images of %u x %u pixels, beyond what this reader "
+                         "accepts (at most %ld images, %d pixels a side, %ld bytes)",
+                         images_path, idim[0], idim[1], idim[2], IDX_MAX_ITEMS, IDX_MAX_SIDE,
+                         IDX_MAX_BYTES);
+        goto out;
+    }
+    s = open_idx(labels_path, 1, ldim, &fl);
+    if (s != SP_OK)
+        goto out;
+    if (ldim[0] != idim[0]) {
+        s = sp_set_error(SP_ERR_IO, "%s has %u labels but %s has %u images", labels_path, ldim[0],
+                         images_path, idim[0]);
+        goto out;
+    }
+    const size_t n = idim[0], side = (size_t)idim[1] * idim[2];
+    pixels = malloc(n * side);
+    labels = malloc(n);
+    d->x = malloc(sizeof(float) * n * side);
+    d->label = malloc(sizeof(int32_t) * n);
+    if (!pixels || !labels || !d->x || !d->label) {
+        s = sp_set_error(SP_ERR_NOMEM, "%s: cannot allocate %zu images", images_path, n);
+        goto out;
+    }
+    if ((s = read_exact(fi, images_path, pixels, n * side, "the pixels")) != SP_OK ||
+        (s = expect_end(fi, images_path)) != SP_OK ||
+        (s = read_exact(fl, labels_path, labels, n, "the labels")) != SP_OK ||
+        (s = expect_end(fl, labels_path)) != SP_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (labels[i] >= classes) {
+            s = sp_set_error(SP_ERR_IO, "%s: label %u of item %zu is outside [0, %d)", labels_path,
+                             labels[i], i, classes);
+            goto out;
+        }
+        d->label[i] = labels[i];
+    }
+    for (size_t i = 0; i < n * side; i++)
+        d->x[i] = pixels[i] * (1.0f / 255.0f); /* pixels scaled to [0, 1] */
+    d->n = (int)n;
+    d->features = (int)side;
+    d->classes = classes;
+out:
+    if (fi)
+        gzclose(fi);
+    if (fl)
+        gzclose(fl);
+    free(pixels);
+    free(labels);
+    if (s != SP_OK)
+        sp_dataset_destroy(d);
+    return s;
+}
+
+sp_status sp_fashion_mnist_load(const char *dir, int train, sp_dataset *d)
+{
+    char images[4096], labels[4096];
+    const char *prefix = train ? "train" : "t10k";
+    snprintf(images, sizeof(images), "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    snprintf(labels, sizeof(labels), "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    sp_status s = sp_idx_load(images, labels, 10, d);
+    if (s == SP_OK && d->features != 28 * 28) {
+        s = sp_set_error(SP_ERR_IO, "%s: images are not 28 x 28 (Fashion-MNIST's size)", images);
+        sp_dataset_destroy(d);
+    }
+    return s;
+}
+
+void sp_dataset_destroy(sp_dataset *d)
+{
+    free(d->x);
+    free(d->label);
+    memset(d, 0, sizeof(*d));
+}
