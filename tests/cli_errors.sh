@@ -25,6 +25,12 @@ expect() {
 
 small=(--hidden 16,16 --inputs 8 --batch 16 --steps 2 --samples 64)
 expect 2 "unknown command" frobnicate
+expect 2 "unknown data set 'mnist'" train --data mnist
+expect 2 "eval needs --load" eval
+expect 2 "--load is for 'starpipe eval'" train --load x.safetensors
+expect 2 "--save-every needs --save" train --save-every 3
+expect 2 "unknown learning-rate schedule" train --lr-schedule step
+expect 2 "fashion-mnist has 784 and 10" train --data fashion-mnist --inputs 8
 expect 2 "unknown option '--bogus'" train --bogus
 expect 2 "unknown scheduling policy 'nope'" train --sched nope
 expect 2 "unknown placement 'everywhere'" train --placement everywhere
@@ -75,7 +81,8 @@ got=$(STARPU_SCHED=eager timeout 120 "$bin" train "${small[@]}" --sched dmda --j
 # --help documents every long option the parser knows
 "$bin" train --help >"$tmp/help" || { echo "FAIL: --help exited non-zero"; fails=$((fails + 1)); }
 for opt in model hidden activation inputs classes samples stages cuts microbatches batch placement \
-           sched cpus steps warmup optimizer lr momentum weight-decay seed json quiet help; do
+           sched cpus steps warmup optimizer lr momentum weight-decay seed json quiet help data data-dir \
+           epochs save save-every resume load lr-schedule; do
     grep -q -- "--$opt" "$tmp/help" || { echo "FAIL: --help does not document --$opt"; fails=$((fails + 1)); }
 done
 

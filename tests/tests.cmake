@@ -26,3 +26,6 @@ sp_add_test(test_few_microbatches)
 
 add_test(NAME cli_errors COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_errors.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_errors PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 300)
+
+add_test(NAME cli_data COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_data.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_data PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)

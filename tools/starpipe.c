@@ -85,8 +85,8 @@ static void usage(FILE *f)
             "  --warmup N            first steps left out of samples_per_s (default 0)\n"
             "  --optimizer NAME      sgd (momentum) or adamw (default: sgd for synthetic, adamw for fashion-mnist)\n"
             "  --lr X                learning rate (default 0.05 for sgd, 0.001 for adamw)\n"
-            "  --lr-schedule NAME    constant or cosine (decay to 0 over the run's steps; default: cosine\n"
-            "                        for fashion-mnist, constant for synthetic)\n"
+            "  --lr-schedule NAME    constant or cosine (decay to 0 over --epochs, or --steps without\n"
+            "                        epochs; default: cosine for fashion-mnist, constant for synthetic)\n"
             "  --momentum X          SGD momentum (default 0.9)\n"
             "  --weight-decay X      weight decay (default 0 for sgd, 0.01 for adamw)\n"
             "  --seed S              seed of the parameters, the synthetic data and the shuffling (default 1)\n"
@@ -346,7 +346,12 @@ static int parse_args(int argc, char **argv, struct args *a)
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
 
-    /* defaults that depend on the data set */
+    /* defaults that depend on the data set: a checkpoint names its own */
+    sp_meta peek;
+    const char *ckpt = a->resume ? a->resume : a->load;
+    if (!a->set_data && ckpt && sp_checkpoint_read_meta(ckpt, &peek) == SP_OK && sp_meta_get(&peek, "data") &&
+        !strcmp(sp_meta_get(&peek, "data"), "fashion-mnist"))
+        a->data = DATA_FASHION; /* an unreadable checkpoint is reported when it is loaded */
     const int fashion = a->data == DATA_FASHION;
     if (a->o.stages < 0)
         a->o.stages = fashion ? 2 : 1;
@@ -664,10 +669,10 @@ static int run(struct args *a)
         }
     }
     const long first_step = step;
-    /* the schedule's length: what --steps and --epochs allow, whichever is less */
-    long total_steps = a->epochs > 0 ? a->epochs * per_epoch : LONG_MAX;
-    if (a->steps > 0 && a->steps < total_steps)
-        total_steps = a->steps;
+    /* The schedule's length is the planned run: --epochs, else --steps. A
+     * run stopped early by --steps keeps the same learning rates as the full
+     * one, so it can be resumed into exactly the same run. */
+    long total_steps = a->epochs > 0 ? a->epochs * per_epoch : a->steps > 0 ? a->steps : LONG_MAX;
     if (a->cosine && total_steps == LONG_MAX) {
         fprintf(stderr, "starpipe: --lr-schedule cosine needs --steps or --epochs\n");
         rc = 2;
