@@ -44,7 +44,7 @@ def main():
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--cpus", type=int, default=2, help="CPU workers (K = 2 needs 2)")
     p.add_argument("--sched", default=None, help="StarPU policy (default: StarPU's)")
     p.add_argument("--micro", default="1,4,16")
