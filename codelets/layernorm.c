@@ -40,12 +40,13 @@ void layernorm_forward_cpu(const struct sp_op_call *c)
 }
 
 // with n = (x − mean)·rstd and g = dy·gamma:
-// dx += rstd·(g − mean(g) − n·mean(g·n)), dgamma += Σ dy·n, dbeta += Σ dy
+// dx += rstd·(g − mean(g) − n·mean(g·n)), dgamma += Σ dy·n, dbeta += Σ dy;
+// a NULL dx or dw skips that part
 void layernorm_backward_cpu(const struct sp_op_call *c)
 {
     const int C = c->in_cols;
     const float *gamma = c->w;
-    float *dgamma = c->dw, *dbeta = c->dw + C;
+    float *dgamma = c->dw, *dbeta = c->dw ? c->dw + C : NULL;
     for (long r = 0; r < c->rows; r++) {
         const float *x = c->x[0] + r * C, *dy = c->dy + r * C;
         float mean = c->aux[r * 2], rstd = c->aux[r * 2 + 1];
@@ -55,8 +56,10 @@ void layernorm_backward_cpu(const struct sp_op_call *c)
             float g = dy[i] * gamma[i];
             g_mean += g;
             gn_mean += g * n;
-            dgamma[i] += dy[i] * n;
-            dbeta[i] += dy[i];
+            if (dgamma) {
+                dgamma[i] += dy[i] * n;
+                dbeta[i] += dy[i];
+            }
         }
         g_mean /= C;
         gn_mean /= C;

@@ -26,16 +26,19 @@ void linear_forward_cpu(const struct sp_op_call *c)
                 W, in, 1.0f, c->y, out);
 }
 
-// dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy
+// dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dw skips that part
+// (zero-bubble schedules compute them in separate tasks)
 void linear_backward_cpu(const struct sp_op_call *c)
 {
     const int in = c->in_cols, out = c->out_cols;
     const int rows = (int)c->rows;
     const float *W = c->w;
-    float *dW = c->dw, *db = c->dw + (long)out * in;
+    float *dW = c->dw, *db = c->dw ? c->dw + (long)out * in : NULL;
     if (c->dx[0])
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, c->dy, out, W,
                     in, 1.0f, c->dx[0], in);
+    if (!c->dw)
+        return;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f, c->dy, out, c->x[0],
                 in, 1.0f, dW, in);
     for (long r = 0; r < c->rows; r++)

@@ -29,7 +29,8 @@ enum sp_op_type {
 };
 
 /* One op as a kernel sees it. Backward kernels accumulate (+=) into dx and
- * dw; a NULL dx[i] means that input's gradient is not needed. */
+ * dw; a NULL dx[i] means that input's gradient is not needed, a NULL dw that
+ * the parameter gradients are computed elsewhere (zero-bubble W task). */
 struct sp_op_call {
     long rows;
     int in_cols, out_cols;
@@ -129,13 +130,23 @@ struct sp_stage_desc {
     struct sp_stage_copy *out;
     long out_cols;
     long nparams;
+    int recompute;             /* the stash keeps only the incoming tensors (in_cols) */
 };
 
 /* Stage forward F(s,m): R act(s,m), R params(s), W act(s+1,m), W stash(s,m). */
 extern struct starpu_codelet sp_cl_stage_forward;
+/* The same re-materialised: W stash(s,m) holds the incoming tensors only;
+ * plus SCRATCH work (rows·stash_cols). */
+extern struct starpu_codelet sp_cl_stage_forward_recompute;
 /* Stage backward B(s,m): R grad(s+1,m), R stash(s,m), R params(s),
- * RW dparams(s), SCRATCH workspace(s) [, W grad(s,m) when s > 0]. */
+ * RW dparams(s), SCRATCH work (rows·stash_cols, twice that re-materialised)
+ * [, W grad(s,m) when s > 0]. */
 extern struct starpu_codelet sp_cl_stage_backward;
+/* Zero-bubble split of B: Bi(s,m): R grad(s+1,m), R stash(s,m), R params(s),
+ * W gstash(s,m) (as B's work) [, W grad(s,m) when s > 0];
+ * W(s,m): R stash(s,m), R gstash(s,m), R params(s), RW dparams(s). */
+extern struct starpu_codelet sp_cl_stage_backward_input;
+extern struct starpu_codelet sp_cl_stage_backward_weight;
 
 struct sp_loss_args {
     enum sp_op_type type;

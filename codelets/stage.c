@@ -1,15 +1,25 @@
 /*
  * stage.c — the StarPU codelets that run one whole pipeline stage for one
- * micro-batch: forward F(s,m) and backward B(s,m), CPU implementations.
+ * micro-batch, CPU implementations:
  *
- * F copies the stage's incoming tensors into the stash, runs the stage's ops
- * in order (every op output lands in the stash, where backward will find it)
- * and copies the outgoing tensors into act(s+1). B seeds a gradient
- * workspace (StarPU scratch buffer, same layout as the stash) from
- * grad(s+1), runs the ops' backward kernels in reverse order, accumulating
- * parameter gradients into dparams(s), and copies the gradients of the
- * incoming tensors into grad(s) (absent for stage 0). The op sequence and
- * offsets come from the sp_stage_desc passed as cl_arg (not copied).
+ *   F   forward: copies the stage's incoming tensors into the stash, runs the
+ *       ops in order (every output lands in the stash, where backward finds
+ *       it), copies the outgoing tensors into act(s+1).
+ *   F'  forward with re-materialisation: the same into a scratch buffer,
+ *       keeping only the incoming tensors in the stash.
+ *   B   backward: seeds the gradient of every tensor (a workspace of the
+ *       stash's layout) from grad(s+1), runs the ops' backward kernels in
+ *       reverse order, accumulating parameter gradients into dparams(s), and
+ *       copies the incoming tensors' gradients into grad(s) (absent for stage
+ *       0). With re-materialisation it first reruns the forward pass.
+ *   Bi  zero-bubble input-gradient half of B: no parameter gradients; keeps
+ *       every tensor's gradient (and, with re-materialisation, the recomputed
+ *       activations) in a gradient stash for W.
+ *   W   zero-bubble weight-gradient half: parameter gradients from the stash
+ *       and the gradient stash.
+ *
+ * Op sequence and offsets come from the sp_stage_desc passed as cl_arg (not
+ * copied). Every buffer is a run of (rows, cols) blocks; see sp_codelets.h.
  */
 #include "sp_codelets.h"
 
@@ -25,8 +35,8 @@ static void copy_blocks(float *dst, const float *src, long rows, const struct sp
     }
 }
 
-static void bind_op(struct sp_op_call *call, const struct sp_stage_op *op, long rows, float *stash,
-                    float *grads, const float *params, float *dparams)
+static void bind_op(struct sp_op_call *call, const struct sp_stage_op *op, long rows, float *act,
+                    float *grads, const float *params, float *dparams, int want_dx)
 {
     memset(call, 0, sizeof(*call));
     call->rows = rows;
@@ -34,17 +44,53 @@ static void bind_op(struct sp_op_call *call, const struct sp_stage_op *op, long 
     call->out_cols = op->out_cols;
     int n_in = sp_op_table[op->type].n_inputs;
     for (int k = 0; k < n_in; k++) {
-        call->x[k] = stash + rows * op->x_off[k];
-        if (grads && op->dx_needed[k])
+        call->x[k] = act + rows * op->x_off[k];
+        if (grads && want_dx && op->dx_needed[k])
             call->dx[k] = grads + rows * op->x_off[k];
     }
-    call->y = stash + rows * op->y_off;
+    call->y = act + rows * op->y_off;
     call->dy = grads ? grads + rows * op->y_off : NULL;
-    call->aux = stash + rows * op->aux_off;
+    call->aux = act + rows * op->aux_off;
     call->w = params + op->w_off;
     call->dw = dparams ? dparams + op->w_off : NULL;
 }
 
+static void run_forward(const struct sp_stage_desc *d, float *act, const float *params)
+{
+    for (int i = 0; i < d->n_ops; i++) {
+        struct sp_op_call call;
+        bind_op(&call, &d->ops[i], d->rows, act, NULL, params, NULL, 0);
+        sp_op_table[d->ops[i].type].forward_cpu(&call);
+    }
+}
+
+/* The activations backward works on: the stash itself, or (re-materialised)
+ * the stash's incoming tensors — a prefix of the full layout — copied into
+ * `work` and run forward again, which gives the same bits as the first time. */
+static float *activations(const struct sp_stage_desc *d, float *stash, float *work, const float *params)
+{
+    if (!d->recompute)
+        return stash;
+    memcpy(work, stash, sizeof(float) * d->rows * d->in_cols);
+    run_forward(d, work, params);
+    return work;
+}
+
+/* Gradients of every tensor into grads (stash layout): seeded from grad_in,
+ * then the ops in reverse. dparams NULL: no parameter gradients. */
+static void run_backward(const struct sp_stage_desc *d, float *act, float *grads, const float *grad_in,
+                         const float *params, float *dparams, int want_dx)
+{
+    memset(grads, 0, sizeof(float) * d->rows * d->stash_cols);
+    copy_blocks(grads, grad_in, d->rows, d->out, d->n_out, 1);
+    for (int i = d->n_ops - 1; i >= 0; i--) {
+        struct sp_op_call call;
+        bind_op(&call, &d->ops[i], d->rows, act, grads, params, dparams, want_dx);
+        sp_op_table[d->ops[i].type].backward_cpu(&call);
+    }
+}
+
+/* F: R act(s), R params, W act(s+1), W stash */
 static void stage_forward_cpu(void *buffers[], void *cl_arg)
 {
     const struct sp_stage_desc *d = cl_arg;
@@ -52,17 +98,28 @@ static void stage_forward_cpu(void *buffers[], void *cl_arg)
     const float *params = (const float *)STARPU_VECTOR_GET_PTR(buffers[1]);
     float *act_out = (float *)STARPU_VECTOR_GET_PTR(buffers[2]);
     float *stash = (float *)STARPU_VECTOR_GET_PTR(buffers[3]);
-    const long rows = d->rows;
-
-    copy_blocks(stash, act_in, rows, d->in, d->n_in, 1);
-    for (int i = 0; i < d->n_ops; i++) {
-        struct sp_op_call call;
-        bind_op(&call, &d->ops[i], rows, stash, NULL, params, NULL);
-        sp_op_table[d->ops[i].type].forward_cpu(&call);
-    }
-    copy_blocks(act_out, stash, rows, d->out, d->n_out, 0);
+    copy_blocks(stash, act_in, d->rows, d->in, d->n_in, 1);
+    run_forward(d, stash, params);
+    copy_blocks(act_out, stash, d->rows, d->out, d->n_out, 0);
 }
 
+/* F': R act(s), R params, W act(s+1), W stash (incoming tensors), SCRATCH work */
+static void stage_forward_rc_cpu(void *buffers[], void *cl_arg)
+{
+    const struct sp_stage_desc *d = cl_arg;
+    const float *act_in = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]);
+    const float *params = (const float *)STARPU_VECTOR_GET_PTR(buffers[1]);
+    float *act_out = (float *)STARPU_VECTOR_GET_PTR(buffers[2]);
+    float *stash = (float *)STARPU_VECTOR_GET_PTR(buffers[3]);
+    float *work = (float *)STARPU_VECTOR_GET_PTR(buffers[4]);
+    copy_blocks(work, act_in, d->rows, d->in, d->n_in, 1);
+    memcpy(stash, work, sizeof(float) * d->rows * d->in_cols);
+    run_forward(d, work, params);
+    copy_blocks(act_out, work, d->rows, d->out, d->n_out, 0);
+}
+
+/* B: R grad(s+1), R stash, R params, RW dparams, SCRATCH work [, W grad(s)]
+ * work = gradients (stash_cols) then, re-materialised, activations */
 static void stage_backward_cpu(void *buffers[], void *cl_arg)
 {
     const struct sp_stage_desc *d = cl_arg;
@@ -71,18 +128,42 @@ static void stage_backward_cpu(void *buffers[], void *cl_arg)
     const float *params = (const float *)STARPU_VECTOR_GET_PTR(buffers[2]);
     float *dparams = (float *)STARPU_VECTOR_GET_PTR(buffers[3]);
     float *grads = (float *)STARPU_VECTOR_GET_PTR(buffers[4]);
-    const long rows = d->rows;
+    float *act = activations(d, stash, grads + d->rows * d->stash_cols, params);
+    run_backward(d, act, grads, grad_in, params, dparams, 1);
+    if (d->stage > 0)
+        copy_blocks((float *)STARPU_VECTOR_GET_PTR(buffers[5]), grads, d->rows, d->in, d->n_in, 0);
+}
 
-    memset(grads, 0, sizeof(float) * rows * d->stash_cols);
-    copy_blocks(grads, grad_in, rows, d->out, d->n_out, 1);
+/* Bi: R grad(s+1), R stash, R params, W gstash [, W grad(s)]
+ * gstash = gradients (stash_cols) then, re-materialised, activations */
+static void stage_backward_input_cpu(void *buffers[], void *cl_arg)
+{
+    const struct sp_stage_desc *d = cl_arg;
+    const float *grad_in = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]);
+    float *stash = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
+    const float *params = (const float *)STARPU_VECTOR_GET_PTR(buffers[2]);
+    float *grads = (float *)STARPU_VECTOR_GET_PTR(buffers[3]);
+    float *act = activations(d, stash, grads + d->rows * d->stash_cols, params);
+    run_backward(d, act, grads, grad_in, params, NULL, 1);
+    if (d->stage > 0)
+        copy_blocks((float *)STARPU_VECTOR_GET_PTR(buffers[4]), grads, d->rows, d->in, d->n_in, 0);
+}
+
+/* W: R stash, R gstash, R params, RW dparams — each op's parameter gradient
+ * from the output gradient Bi kept; no input gradients. */
+static void stage_backward_weight_cpu(void *buffers[], void *cl_arg)
+{
+    const struct sp_stage_desc *d = cl_arg;
+    float *stash = (float *)STARPU_VECTOR_GET_PTR(buffers[0]);
+    float *grads = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
+    const float *params = (const float *)STARPU_VECTOR_GET_PTR(buffers[2]);
+    float *dparams = (float *)STARPU_VECTOR_GET_PTR(buffers[3]);
+    float *act = d->recompute ? grads + d->rows * d->stash_cols : stash;
     for (int i = d->n_ops - 1; i >= 0; i--) {
         struct sp_op_call call;
-        bind_op(&call, &d->ops[i], rows, stash, grads, params, dparams);
-        sp_op_table[d->ops[i].type].backward_cpu(&call);
-    }
-    if (d->stage > 0) {
-        float *grad_out = (float *)STARPU_VECTOR_GET_PTR(buffers[5]);
-        copy_blocks(grad_out, grads, rows, d->in, d->n_in, 0);
+        bind_op(&call, &d->ops[i], d->rows, act, grads, params, dparams, 0);
+        if (sp_op_table[d->ops[i].type].param_count(d->ops[i].in_cols, d->ops[i].out_cols))
+            sp_op_table[d->ops[i].type].backward_cpu(&call);
     }
 }
 
@@ -91,7 +172,7 @@ static void stage_backward_cpu(void *buffers[], void *cl_arg)
 static uint32_t stage_footprint(struct starpu_task *task)
 {
     const struct sp_stage_desc *d = task->cl_arg;
-    uint32_t h = starpu_hash_crc32c_be((uint32_t)d->rows, 0);
+    uint32_t h = starpu_hash_crc32c_be((uint32_t)d->rows, (uint32_t)d->recompute);
     for (int i = 0; i < d->n_ops; i++) {
         h = starpu_hash_crc32c_be((uint32_t)d->ops[i].type, h);
         h = starpu_hash_crc32c_be((uint32_t)d->ops[i].in_cols, h);
@@ -100,31 +181,55 @@ static uint32_t stage_footprint(struct starpu_task *task)
     return h;
 }
 
-static struct starpu_perfmodel stage_forward_model = {
-    .type = STARPU_HISTORY_BASED,
-    .symbol = "starpipe_stage_forward",
-    .footprint = stage_footprint,
-};
+#define STAGE_MODEL(var, sym)                                                                     \
+    static struct starpu_perfmodel var = {                                                        \
+        .type = STARPU_HISTORY_BASED, .symbol = sym, .footprint = stage_footprint}
 
-static struct starpu_perfmodel stage_backward_model = {
-    .type = STARPU_HISTORY_BASED,
-    .symbol = "starpipe_stage_backward",
-    .footprint = stage_footprint,
-};
+STAGE_MODEL(forward_model, "starpipe_stage_forward");
+STAGE_MODEL(forward_rc_model, "starpipe_stage_forward_recompute");
+STAGE_MODEL(backward_model, "starpipe_stage_backward");
+STAGE_MODEL(backward_input_model, "starpipe_stage_backward_input");
+STAGE_MODEL(backward_weight_model, "starpipe_stage_backward_weight");
 
 struct starpu_codelet sp_cl_stage_forward = {
     .cpu_funcs = {stage_forward_cpu},
     .cpu_funcs_name = {"stage_forward_cpu"},
     .nbuffers = 4,
     .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_W},
-    .model = &stage_forward_model,
+    .model = &forward_model,
     .name = "stage_forward",
+};
+
+struct starpu_codelet sp_cl_stage_forward_recompute = {
+    .cpu_funcs = {stage_forward_rc_cpu},
+    .cpu_funcs_name = {"stage_forward_rc_cpu"},
+    .nbuffers = 5,
+    .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_W, STARPU_SCRATCH},
+    .model = &forward_rc_model,
+    .name = "stage_forward_recompute",
 };
 
 struct starpu_codelet sp_cl_stage_backward = {
     .cpu_funcs = {stage_backward_cpu},
     .cpu_funcs_name = {"stage_backward_cpu"},
     .nbuffers = STARPU_VARIABLE_NBUFFERS, /* grad(s) is absent for stage 0 */
-    .model = &stage_backward_model,
+    .model = &backward_model,
     .name = "stage_backward",
+};
+
+struct starpu_codelet sp_cl_stage_backward_input = {
+    .cpu_funcs = {stage_backward_input_cpu},
+    .cpu_funcs_name = {"stage_backward_input_cpu"},
+    .nbuffers = STARPU_VARIABLE_NBUFFERS, /* grad(s) is absent for stage 0 */
+    .model = &backward_input_model,
+    .name = "stage_backward_input",
+};
+
+struct starpu_codelet sp_cl_stage_backward_weight = {
+    .cpu_funcs = {stage_backward_weight_cpu},
+    .cpu_funcs_name = {"stage_backward_weight_cpu"},
+    .nbuffers = 4,
+    .modes = {STARPU_R, STARPU_R, STARPU_R, STARPU_RW},
+    .model = &backward_weight_model,
+    .name = "stage_backward_weight",
 };

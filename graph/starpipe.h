@@ -124,9 +124,23 @@ sp_status sp_graph_param_tensor(const sp_graph_t *g, int i, sp_param_info *info)
 /* ---- training ---------------------------------------------------------- */
 
 typedef enum sp_placement {
-    SP_PLACEMENT_PINNED, /* stage s runs on the (s mod n)-th worker of the chosen kind */
+    SP_PLACEMENT_PINNED, /* stage s runs on the (s mod n)-th CPU worker */
     SP_PLACEMENT_FREE,   /* the scheduling policy decides (perf models) */
+    SP_PLACEMENT_DEVICE, /* stage s runs on any worker of device s mod d (the CPUs count as one device) */
+    SP_PLACEMENT_MAP,    /* one entry per stage in placement_map */
 } sp_placement;
+
+/* How a step's tasks are ordered and how much is stashed. Every schedule
+ * gives the same weights, bit for bit, for the same M. */
+typedef enum sp_schedule {
+    SP_SCHEDULE_GPIPE,       /* all forwards, then all backwards; M stash buffers per stage */
+    SP_SCHEDULE_1F1B,        /* one forward, one backward; K − s stash buffers at stage s */
+    SP_SCHEDULE_ZB,          /* 1F1B with backward split into input (B) and weight (W) gradients */
+    SP_SCHEDULE_INTERLEAVED, /* 1F1B over K stages on K/v workers, v model chunks each */
+} sp_schedule;
+
+sp_status sp_schedule_parse(const char *name, sp_schedule *s);
+const char *sp_schedule_name(sp_schedule s);
 
 typedef enum sp_optimizer_type {
     SP_OPTIMIZER_SGD,   /* SGD with momentum (PyTorch semantics, dampening 0) */
@@ -150,13 +164,21 @@ typedef struct sp_train_opts {
     const char *sched;     /* StarPU policy name; wins over STARPU_SCHED (hidden during
                               starpu_init); NULL = STARPU_SCHED, else StarPU's default (lws) */
     sp_placement placement;
+    const char *placement_map; /* SP_PLACEMENT_MAP: K comma-separated entries, each "cpu" (any
+                                  CPU worker), "cpuN" (CPU worker N), "cuda" or "cudaG" (any
+                                  worker of GPU G) */
+    sp_schedule schedule;
+    int chunks_per_worker; /* v for the interleaved schedule (K divisible by v), else 1 */
+    int recompute;         /* re-materialisation: stash stage inputs only, recompute in backward */
+    int profile;           /* record every task's worker, start and end (StarPU profiling) */
     int ncpus;             /* CPU workers; -1 = StarPU's default (all cores) */
     uint64_t seed;         /* parameter initialisation */
     sp_optimizer optimizer;
 } sp_train_opts;
 
-/* Defaults: K = 1, M = 1, batch 64, pinned, ncpus -1, seed 1,
- * SGD lr 0.05 momentum 0.9, AdamW betas (0.9, 0.999) eps 1e-8 when chosen. */
+/* Defaults: K = 1, M = 1, batch 64, pinned, GPipe schedule, no recompute, no
+ * profiling, ncpus -1, seed 1, SGD lr 0.05 momentum 0.9, AdamW betas
+ * (0.9, 0.999) eps 1e-8 when chosen. */
 void sp_train_opts_init(sp_train_opts *o);
 /* Fills o->optimizer with that optimizer's defaults (lr 0.05 for SGD, 1e-3 for AdamW). */
 void sp_optimizer_defaults(sp_optimizer *o, sp_optimizer_type type);
@@ -212,6 +234,52 @@ const char *sp_trainer_sched_name(const sp_trainer_t *t);
 /* Number of workers the trainer's stages were pinned to / could use. */
 int sp_trainer_worker_count(const sp_trainer_t *t);
 void sp_trainer_destroy(sp_trainer_t *t);
+
+/* ---- measured timelines (needs sp_train_opts.profile) -------------------- */
+
+/* One executed task, as StarPU's profiling measured it. pass is 'F', 'B'
+ * (or the input-gradient half under zb), 'W' (weight gradient, zb), 'L'
+ * (loss), 'U' (optimizer step) or 'E' (evaluation); stage and microbatch are
+ * -1 where they do not apply. Times are µs since the trainer started. */
+typedef struct sp_task_event {
+    const char *name; /* e.g. "F s2 m5" */
+    char pass;
+    int stage, microbatch;
+    int worker;       /* StarPU worker id */
+    long step;        /* 1-based training step; 0 for evaluation */
+    double start_us, end_us;
+} sp_task_event;
+
+/* The events recorded so far (waits for every submitted task first). */
+sp_status sp_trainer_events(sp_trainer_t *t, const sp_task_event **events, size_t *n);
+void sp_trainer_clear_events(sp_trainer_t *t);
+/* StarPU's name of a worker ("CPU 0", "CUDA 0.0", ...). */
+const char *sp_worker_name(int worker);
+
+#define SP_STATS_MAX 256
+/* Figures of the recorded training steps (events with step > 0). */
+typedef struct sp_run_stats {
+    long steps;
+    double step_time_s;       /* mean wall time of a step: first task start to last task end */
+    int n_workers;            /* workers that ran tasks */
+    int worker[SP_STATS_MAX];
+    double bubble[SP_STATS_MAX]; /* idle share of each worker over its steps' windows */
+    double bubble_mean;
+    double bubble_ideal;      /* (p − 1) / (M + p − 1) for p pipeline workers (v·M for interleaved) */
+    int n_stages;
+    int peak_stash[SP_STATS_MAX]; /* most micro-batches stashed at once at stage s (measured) */
+    int stash_buffers[SP_STATS_MAX]; /* buffers the schedule gives stage s */
+    double peak_stash_bytes;  /* Σ_s peak_stash[s] · bytes of one stash of stage s */
+    double bytes_moved;       /* between memory nodes, from StarPU's bus profiling */
+} sp_run_stats;
+
+sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *stats);
+/* Chrome trace JSON (opens in Perfetto, chrome://tracing): one track per worker,
+ * one slice per task. */
+sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path);
+/* SVG Gantt chart: workers as rows, time across, tasks coloured by
+ * micro-batch and shaded by pass; idle time left blank. */
+sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path);
 
 /* ---- checkpoints (safetensors) ------------------------------------------ */
 

@@ -1,65 +1,23 @@
 /*
- * trainer.c — plans a cut graph into stages, registers their data with
- * StarPU and submits one training step as tasks.
+ * trainer.c — the trainer's life cycle: options, StarPU start and stop,
+ * placement of stages on workers, registration of every buffer with StarPU,
+ * and the public calls (step, evaluate, weights, optimizer state).
  *
- * Per step, in program order (see ARCHITECTURE.md):
+ * Per step, the tasks (see ARCHITECTURE.md and schedule.c):
  *   F(s,m)  R act(s,m)  R params(s)  W act(s+1,m)  W stash(s,m)
  *   L(m)    R act(K,m)  R target(m)  W grad(K,m)   RW loss
- *   B(s,m)  R grad(s+1,m) R stash(s,m) R params(s) RW dparams(s) SCRATCH ws(s) W grad(s,m)
+ *   B(s,m)  R grad(s+1,m) R stash(s,m) R params(s) RW dparams(s) SCRATCH work(s) W grad(s,m)
  *   U(s)    RW params(s) RW dparams(s) RW opt(s)
- * Every ordering comes from these access modes: StarPU infers the
- * dependencies, the policy places the ready tasks. B(s,m) tasks of one stage
- * reach dparams(s) in submission order (m ascending), which is what makes the
- * trained weights independent of K, of the policy and of the placement.
- *
- * This file does not compute anything itself; the codelets do.
+ * Every ordering comes from these access modes. This file computes nothing
+ * itself (the codelets do) and creates no task (schedule.c does).
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SP_TASK_NAME_MAX 32
-
-struct sp_stage_plan {
-    struct sp_stage_desc desc;
-    int first_op, end_op;
-    float *params, *dparams, *opt;
-    long opt_len;
-    starpu_data_handle_t params_h, dparams_h, opt_h, scratch_h;
-    int worker; /* StarPU worker id when pinned, -1 when free */
-};
-
-struct sp_trainer {
-    sp_graph_t *g;
-    int K, M, W; /* stages, micro-batches, stash buffers per stage */
-    int batch;
-    long rows;   /* rows per micro-batch */
-    sp_optimizer optimizer;
-    sp_placement placement;
-    struct sp_stage_plan *st;
-    long *act_cols;              /* K+1 boundaries: columns of act(b) */
-    starpu_data_handle_t *act;   /* (K+1)·M, act[b·M + m]; act(0) is the input */
-    starpu_data_handle_t *grad;  /* (K+1)·M, grad(0) unused */
-    starpu_data_handle_t *stash; /* K·W */
-    starpu_data_handle_t *target;
-    float **x_host;
-    void **t_host;
-    size_t target_bytes; /* per micro-batch */
-    double loss_sum;
-    starpu_data_handle_t loss_h;
-    double eval_acc[2]; /* loss sum, correct predictions */
-    starpu_data_handle_t eval_h;
-    char *names; /* task names, kept alive for traces */
-    long step;
-    int prio_forward, prio_backward;
-    int nworkers;
-    int broken; /* a submission failed midway: the state is no longer a training run */
-    char sched_name[64];
-};
 
 static int trainer_alive; /* StarPU is process-wide: one trainer at a time */
 
@@ -77,9 +35,35 @@ void sp_optimizer_defaults(sp_optimizer *o, sp_optimizer_type type)
     o->weight_decay = type == SP_OPTIMIZER_ADAMW ? 0.01f : 0.0f;
 }
 
+sp_status sp_schedule_parse(const char *name, sp_schedule *out)
+{
+    static const char *names[] = {"gpipe", "1f1b", "zb", "interleaved"};
+    sp_clear_error();
+    for (int i = 0; name && i < 4; i++)
+        if (!strcmp(name, names[i])) {
+            *out = (sp_schedule)i;
+            return SP_OK;
+        }
+    return sp_set_error(SP_ERR_INVALID_ARG, "unknown schedule '%s' (choose gpipe, 1f1b, zb or interleaved)",
+                        name ? name : "(null)");
+}
+
+const char *sp_schedule_name(sp_schedule s)
+{
+    switch (s) {
+    case SP_SCHEDULE_GPIPE: return "gpipe";
+    case SP_SCHEDULE_1F1B: return "1f1b";
+    case SP_SCHEDULE_ZB: return "zb";
+    case SP_SCHEDULE_INTERLEAVED: return "interleaved";
+    }
+    return "?";
+}
+
 void sp_train_opts_init(sp_train_opts *o)
 {
     memset(o, 0, sizeof(*o));
+    o->schedule = SP_SCHEDULE_GPIPE;
+    o->chunks_per_worker = 1;
     o->stages = 1;
     o->microbatches = 1;
     o->batch = 64;
@@ -147,8 +131,27 @@ static sp_status check_opts(const sp_graph_t *g, const sp_train_opts *o)
     if (o->sched && !sp_sched_policy_exists(o->sched))
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown scheduling policy '%s' (StarPU has: %s)",
                        o->sched, sp_sched_policy_names());
-    if (o->placement != SP_PLACEMENT_PINNED && o->placement != SP_PLACEMENT_FREE)
+    if (o->placement < SP_PLACEMENT_PINNED || o->placement > SP_PLACEMENT_MAP)
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown placement %d", (int)o->placement);
+    if (o->placement == SP_PLACEMENT_MAP && (!o->placement_map || !*o->placement_map))
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: a placement map needs one entry per stage");
+    if (o->schedule < SP_SCHEDULE_GPIPE || o->schedule > SP_SCHEDULE_INTERLEAVED)
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown schedule %d", (int)o->schedule);
+    if (o->chunks_per_worker < 1)
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: chunks per worker must be at least 1, got %d",
+                            o->chunks_per_worker);
+    if (o->schedule != SP_SCHEDULE_INTERLEAVED && o->chunks_per_worker != 1)
+        return sp_set_error(SP_ERR_INVALID_ARG,
+                            "trainer: %d chunks per worker needs the interleaved schedule (%s has one)",
+                            o->chunks_per_worker, sp_schedule_name(o->schedule));
+    if (o->schedule == SP_SCHEDULE_INTERLEAVED &&
+        (o->stages % o->chunks_per_worker || o->stages == o->chunks_per_worker))
+        return sp_set_error(SP_ERR_INVALID_ARG,
+                            "trainer: interleaved: %d stages do not split into %d chunks on each of two or "
+                            "more workers (stages must be a multiple of chunks per worker, and larger)",
+                            o->stages, o->chunks_per_worker);
+    if (o->schedule == SP_SCHEDULE_INTERLEAVED && o->placement != SP_PLACEMENT_PINNED)
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: the interleaved schedule needs pinned placement");
     if (o->ncpus == 0 || o->ncpus < -1 || o->ncpus > STARPU_MAXCPUS)
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: CPU workers must be -1 (all) or 1..%d, got %d",
                        STARPU_MAXCPUS, o->ncpus);
@@ -170,100 +173,6 @@ static sp_status check_opts(const sp_graph_t *g, const sp_train_opts *o)
     if (!(op->eps > 0.0f))
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: AdamW eps must be positive, got %g",
                        (double)op->eps);
-    return SP_OK;
-}
-
-/* ---- planning --------------------------------------------------------- */
-
-/* Tensors alive across the boundary before op `first` (first = n_ops: the
- * loss's input): made before it, read at or after it. Ascending ids. */
-static int live_set(const sp_graph_t *g, int first, int *out)
-{
-    int n = 0;
-    for (int t = 0; t < g->n_tensors; t++) {
-        int made_before = g->tensors[t].producer < first;
-        if (made_before && sp_graph_last_use(g, t) >= first)
-            out[n++] = t;
-    }
-    return n;
-}
-
-static sp_status plan_stage(sp_trainer_t *t, int s, const int *starts, int *live, long *slot)
-{
-    const sp_graph_t *g = t->g;
-    struct sp_stage_plan *sp = &t->st[s];
-    struct sp_stage_desc *d = &sp->desc;
-    sp->first_op = starts[s];
-    sp->end_op = s + 1 < t->K ? starts[s + 1] : g->n_ops;
-    d->stage = s;
-    d->rows = t->rows;
-    for (int i = 0; i < g->n_tensors; i++)
-        slot[i] = -1;
-
-    /* incoming tensors: act(s) → stash, in the order of act(s)'s layout */
-    int n_in = live_set(g, sp->first_op, live);
-    d->n_in = n_in;
-    d->in = calloc((size_t)n_in, sizeof(*d->in));
-    long stash_cols = 0, act_off = 0;
-    for (int j = 0; j < n_in; j++) {
-        int tid = live[j];
-        d->in[j] = (struct sp_stage_copy){.act_off = act_off, .stash_off = stash_cols,
-                                          .cols = g->tensors[tid].cols,
-                                          .needs_grad = tid != g->input};
-        slot[tid] = stash_cols;
-        act_off += g->tensors[tid].cols;
-        stash_cols += g->tensors[tid].cols;
-    }
-    d->in_cols = act_off;
-
-    /* the ops: outputs in the stash, then every op's saved values */
-    d->n_ops = sp->end_op - sp->first_op;
-    d->ops = calloc((size_t)d->n_ops, sizeof(*d->ops));
-    if (!d->in || !d->ops)
-        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory planning stage %d", s);
-    long w_off = 0;
-    for (int i = 0; i < d->n_ops; i++) {
-        const struct sp_op_node *n = &g->ops[sp->first_op + i];
-        struct sp_stage_op *o = &d->ops[i];
-        o->type = n->type;
-        o->in_cols = n->in_cols;
-        o->out_cols = n->out_cols;
-        for (int k = 0; k < sp_op_table[n->type].n_inputs; k++) {
-            STARPU_ASSERT_MSG(slot[n->in[k]] >= 0, "tensor %d used before it is made", n->in[k]);
-            o->x_off[k] = slot[n->in[k]];
-            o->dx_needed[k] = n->in[k] != g->input;
-        }
-        o->y_off = stash_cols;
-        slot[n->out] = stash_cols;
-        stash_cols += n->out_cols;
-        o->w_off = w_off;
-        w_off += n->nparams;
-    }
-    for (int i = 0; i < d->n_ops; i++) {
-        d->ops[i].aux_off = stash_cols;
-        stash_cols += sp_op_table[d->ops[i].type].aux_cols;
-    }
-    d->stash_cols = stash_cols;
-    d->nparams = w_off;
-
-    /* outgoing tensors: stash → act(s+1) */
-    int n_out = live_set(g, sp->end_op, live);
-    d->n_out = n_out;
-    d->out = calloc((size_t)n_out, sizeof(*d->out));
-    if (!d->out)
-        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory planning stage %d", s);
-    act_off = 0;
-    for (int j = 0; j < n_out; j++) {
-        int tid = live[j];
-        STARPU_ASSERT_MSG(slot[tid] >= 0, "tensor %d leaves stage %d without being there", tid, s);
-        d->out[j] = (struct sp_stage_copy){.act_off = act_off, .stash_off = slot[tid],
-                                           .cols = g->tensors[tid].cols,
-                                           .needs_grad = tid != g->input};
-        act_off += g->tensors[tid].cols;
-    }
-    d->out_cols = act_off;
-    t->act_cols[s] = d->in_cols;
-    t->act_cols[s + 1] = d->out_cols;
     return SP_OK;
 }
 
@@ -300,10 +209,22 @@ static sp_status register_data(sp_trainer_t *t, uint64_t seed)
         starpu_vector_data_register(&sp->params_h, STARPU_MAIN_RAM, (uintptr_t)sp->params, (uint32_t)n, sizeof(float));
         starpu_vector_data_register(&sp->dparams_h, STARPU_MAIN_RAM, (uintptr_t)sp->dparams, (uint32_t)n, sizeof(float));
         starpu_vector_data_register(&sp->opt_h, STARPU_MAIN_RAM, (uintptr_t)sp->opt, (uint32_t)sp->opt_len, sizeof(float));
-        starpu_vector_data_register(&sp->scratch_h, -1, 0, (uint32_t)(t->rows * sp->desc.stash_cols), sizeof(float));
-        for (int w = 0; w < t->W; w++)
-            starpu_vector_data_register(&t->stash[k * t->W + w], -1, 0,
-                                        (uint32_t)(t->rows * sp->desc.stash_cols), sizeof(float));
+        /* buffers without a home: StarPU allocates them where they are written */
+        const uint32_t full = (uint32_t)(t->rows * sp->desc.stash_cols);
+        const uint32_t work = t->recompute ? 2 * full : full; /* gradients [+ recomputed activations] */
+        starpu_vector_data_register(&sp->bwd_work_h, -1, 0, work, sizeof(float));
+        if (t->recompute)
+            starpu_vector_data_register(&sp->fwd_work_h, -1, 0, full, sizeof(float));
+        sp->stash = calloc((size_t)sp->n_stash, sizeof(*sp->stash));
+        if (t->schedule == SP_SCHEDULE_ZB)
+            sp->gstash = calloc((size_t)sp->n_stash, sizeof(*sp->gstash));
+        if (!sp->stash || (t->schedule == SP_SCHEDULE_ZB && !sp->gstash))
+            return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+        for (int w = 0; w < sp->n_stash; w++) {
+            starpu_vector_data_register(&sp->stash[w], -1, 0, (uint32_t)sp->stash_floats, sizeof(float));
+            if (sp->gstash)
+                starpu_vector_data_register(&sp->gstash[w], -1, 0, work, sizeof(float));
+        }
     }
     const int in_cols = g->tensors[g->input].cols;
     const struct sp_op_info *loss = &sp_op_table[g->loss_type];
@@ -338,13 +259,19 @@ static void unregister_all(sp_trainer_t *t)
         }                                 \
     } while (0)
     for (int k = 0; k < t->K && t->st; k++) {
-        UNREG(t->st[k].params_h);
-        UNREG(t->st[k].dparams_h);
-        UNREG(t->st[k].opt_h);
-        UNREG(t->st[k].scratch_h);
+        struct sp_stage_plan *sp = &t->st[k];
+        UNREG(sp->params_h);
+        UNREG(sp->dparams_h);
+        UNREG(sp->opt_h);
+        UNREG(sp->fwd_work_h);
+        UNREG(sp->bwd_work_h);
+        for (int w = 0; w < sp->n_stash; w++) {
+            if (sp->stash)
+                UNREG(sp->stash[w]);
+            if (sp->gstash)
+                UNREG(sp->gstash[w]);
+        }
     }
-    for (int i = 0; t->stash && i < t->K * t->W; i++)
-        UNREG(t->stash[i]);
     for (int i = 0; t->act && i < (t->K + 1) * t->M; i++) {
         UNREG(t->act[i]);
         UNREG(t->grad[i]);
@@ -356,171 +283,17 @@ static void unregister_all(sp_trainer_t *t)
 #undef UNREG
 }
 
-/* ---- task submission --------------------------------------------------- */
-
-struct sp_access {
-    starpu_data_handle_t h;
-    enum starpu_data_access_mode mode;
-};
-
-/* The one place that creates tasks. cl_arg is either borrowed (arg_free 0)
- * or a malloc'd copy StarPU frees. */
-static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct sp_access *acc,
-                        int n, void *cl_arg, size_t arg_size, int arg_free, int prio, int worker,
-                        const char *name)
-{
-    struct starpu_task *task = starpu_task_create();
-    task->cl = cl;
-    task->nbuffers = n;
-    for (int i = 0; i < n; i++) {
-        task->handles[i] = acc[i].h;
-        task->modes[i] = acc[i].mode;
-    }
-    task->cl_arg = cl_arg;
-    task->cl_arg_size = arg_size;
-    task->cl_arg_free = arg_free;
-    task->priority = prio;
-    task->name = name;
-    if (worker >= 0) {
-        task->execute_on_a_specific_worker = 1;
-        task->workerid = (unsigned)worker;
-    }
-    int ret = starpu_task_submit(task);
-    if (ret != 0) {
-        task->destroy = 0;
-        starpu_task_destroy(task);
-        t->broken = 1;
-        if (ret == -ENODEV)
-            return sp_set_error(SP_ERR_NODEV, "trainer: no worker can run task '%s'", name);
-        return sp_set_error(SP_ERR_STARPU, "trainer: submitting task '%s' failed (%d)", name, ret);
-    }
-    return SP_OK;
-}
-
-static const char *task_name(const sp_trainer_t *t, int kind, int s, int m)
-{
-    /* layout: F (K·M), B (K·M), L (M), U (K), E (M) */
-    const int K = t->K, M = t->M;
-    size_t idx = kind == 0 ? (size_t)s * M + m
-               : kind == 1 ? (size_t)K * M + (size_t)s * M + m
-               : kind == 2 ? (size_t)2 * K * M + m
-               : kind == 3 ? (size_t)2 * K * M + M + s
-                           : (size_t)2 * K * M + M + K + m;
-    return t->names + idx * SP_TASK_NAME_MAX;
-}
-
-static sp_status fill_names(sp_trainer_t *t)
-{
-    const int K = t->K, M = t->M;
-    size_t n = (size_t)2 * K * M + 2 * M + K;
-    t->names = malloc(n * SP_TASK_NAME_MAX);
-    if (!t->names)
-        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory for task names");
-    for (int s = 0; s < K; s++)
-        for (int m = 0; m < M; m++) {
-            snprintf((char *)task_name(t, 0, s, m), SP_TASK_NAME_MAX, "F s%d m%d", s, m);
-            snprintf((char *)task_name(t, 1, s, m), SP_TASK_NAME_MAX, "B s%d m%d", s, m);
-        }
-    for (int m = 0; m < M; m++) {
-        snprintf((char *)task_name(t, 2, 0, m), SP_TASK_NAME_MAX, "L m%d", m);
-        snprintf((char *)task_name(t, 4, 0, m), SP_TASK_NAME_MAX, "E m%d", m);
-    }
-    for (int s = 0; s < K; s++)
-        snprintf((char *)task_name(t, 3, s, 0), SP_TASK_NAME_MAX, "U s%d", s);
-    return SP_OK;
-}
-
-#define ACT(t, b, m) ((t)->act[(b) * (t)->M + (m)])
-#define GRAD(t, b, m) ((t)->grad[(b) * (t)->M + (m)])
-#define STASH(t, s, m) ((t)->stash[(s) * (t)->W + (m) % (t)->W])
-
-static sp_status submit_forward(sp_trainer_t *t, int s, int m)
-{
-    struct sp_stage_plan *sp = &t->st[s];
-    struct sp_access acc[] = {{ACT(t, s, m), STARPU_R},
-                              {sp->params_h, STARPU_R},
-                              {ACT(t, s + 1, m), STARPU_W},
-                              {STASH(t, s, m), STARPU_W}};
-    return submit(t, &sp_cl_stage_forward, acc, 4, &sp->desc, sizeof(sp->desc), 0, t->prio_forward,
-                  sp->worker, task_name(t, 0, s, m));
-}
-
-/* The loss arguments for `rows` valid rows of a mean over `samples` samples. */
-static struct sp_loss_args *loss_args(const sp_trainer_t *t, long rows, long samples, int first)
-{
-    const sp_graph_t *g = t->g;
-    struct sp_loss_args *a = malloc(sizeof(*a));
-    if (!a)
-        return NULL;
-    int cols = g->tensors[g->loss_in].cols;
-    long per_row = sp_op_table[g->loss_type].target_per_col ? cols : 1;
-    *a = (struct sp_loss_args){.type = g->loss_type, .rows = rows, .cols = cols,
-                               .scale = 1.0 / ((double)samples * per_row), .first = first};
-    return a;
-}
-
-static sp_status submit_loss(sp_trainer_t *t, int m)
-{
-    struct sp_loss_args *a = loss_args(t, t->rows, t->batch, m == 0);
-    if (!a)
-        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
-    struct sp_access acc[] = {{ACT(t, t->K, m), STARPU_R},
-                              {t->target[m], STARPU_R},
-                              {GRAD(t, t->K, m), STARPU_W},
-                              {t->loss_h, STARPU_RW}};
-    return submit(t, &sp_cl_loss, acc, 4, a, sizeof(*a), 1, t->prio_backward,
-                  t->st[t->K - 1].worker, task_name(t, 2, 0, m));
-}
-
-static sp_status submit_eval(sp_trainer_t *t, int m, long valid, long samples, int first)
-{
-    struct sp_loss_args *a = loss_args(t, valid, samples, first);
-    if (!a)
-        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
-    struct sp_access acc[] = {{ACT(t, t->K, m), STARPU_R}, {t->target[m], STARPU_R}, {t->eval_h, STARPU_RW}};
-    return submit(t, &sp_cl_eval, acc, 3, a, sizeof(*a), 1, t->prio_backward, t->st[t->K - 1].worker,
-                  task_name(t, 4, 0, m));
-}
-
-static sp_status submit_backward(sp_trainer_t *t, int s, int m)
-{
-    struct sp_stage_plan *sp = &t->st[s];
-    struct sp_access acc[] = {{GRAD(t, s + 1, m), STARPU_R},
-                              {STASH(t, s, m), STARPU_R},
-                              {sp->params_h, STARPU_R},
-                              {sp->dparams_h, STARPU_RW},
-                              {sp->scratch_h, STARPU_SCRATCH},
-                              {s > 0 ? GRAD(t, s, m) : NULL, STARPU_W}};
-    return submit(t, &sp_cl_stage_backward, acc, s > 0 ? 6 : 5, &sp->desc, sizeof(sp->desc), 0,
-                  t->prio_backward, sp->worker, task_name(t, 1, s, m));
-}
-
-static sp_status submit_update(sp_trainer_t *t, int s)
-{
-    struct sp_stage_plan *sp = &t->st[s];
-    struct sp_opt_args *a = malloc(sizeof(*a));
-    if (!a)
-        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
-    const sp_optimizer *o = &t->optimizer;
-    *a = (struct sp_opt_args){.kind = o->type == SP_OPTIMIZER_ADAMW ? SP_OPT_ADAMW : SP_OPT_SGD,
-                              .lr = o->lr, .momentum = o->momentum, .beta1 = o->beta1,
-                              .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
-                              .step = t->step};
-    struct sp_access acc[] = {{sp->params_h, STARPU_RW}, {sp->dparams_h, STARPU_RW}, {sp->opt_h, STARPU_RW}};
-    return submit(t, &sp_cl_update, acc, 3, a, sizeof(*a), 1, t->prio_backward, sp->worker,
-                  task_name(t, 3, s, 0));
-}
-
 /* Frees what planning allocated (no StarPU involved) and the trainer itself. */
 static void free_plan(sp_trainer_t *t)
 {
     for (int k = 0; t->st && k < t->K; k++) {
-        free(t->st[k].desc.in);
-        free(t->st[k].desc.ops);
-        free(t->st[k].desc.out);
+        struct sp_stage_plan *sp = &t->st[k];
+        free(sp->desc.in), free(sp->desc.ops), free(sp->desc.out);
+        free(sp->stash), free(sp->gstash), free(sp->workerids);
     }
-    free(t->st), free(t->act_cols), free(t->act), free(t->grad), free(t->stash), free(t->target);
-    free(t->x_host), free(t->t_host), free(t->names);
+    free(t->st), free(t->act_cols), free(t->act), free(t->grad), free(t->target);
+    free(t->x_host), free(t->t_host), free(t->tags);
+    sp_trace_destroy(&t->trace);
     free(t);
 }
 
@@ -562,10 +335,61 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
     snprintf(t->sched_name, sizeof(t->sched_name), "%s", p && p->policy_name ? p->policy_name : "?");
     t->prio_forward = clamp_prio(0);
     t->prio_backward = clamp_prio(1);
+    t->prio_weight = clamp_prio(-1);
+    if (o->profile && starpu_profiling_status_set(STARPU_PROFILING_ENABLE) < 0)
+        return sp_set_error(SP_ERR_STARPU, "trainer: cannot enable StarPU's profiling");
     return SP_OK;
 }
 
-static sp_status place_stages(sp_trainer_t *t)
+/* A bit set of allowed workers (starpu_task::workerids). */
+static sp_status worker_set(struct sp_stage_plan *sp, const int *ids, int n)
+{
+    unsigned len = (starpu_worker_get_count() + 31) / 32;
+    sp->workerids = calloc(len ? len : 1, sizeof(uint32_t));
+    if (!sp->workerids)
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+    sp->workerids_len = len;
+    for (int i = 0; i < n; i++)
+        sp->workerids[ids[i] / 32] |= 1u << (ids[i] % 32);
+    return SP_OK;
+}
+
+/* One map entry: "cpu", "cpuN", "cuda" or "cudaG". */
+static sp_status place_entry(struct sp_stage_plan *sp, int s, const char *e, const int *cpus, int ncpu)
+{
+    int ids[STARPU_NMAXWORKERS], n = 0;
+    char *end;
+    if (!strcmp(e, "cpu"))
+        return worker_set(sp, cpus, ncpu);
+    if (!strncmp(e, "cpu", 3)) {
+        long i = strtol(e + 3, &end, 10);
+        if (*end || end == e + 3 || i < 0)
+            return sp_set_error(SP_ERR_INVALID_ARG, "placement map: stage %d: '%s' is not cpu, cpuN, cuda or cudaG", s, e);
+        if (i >= ncpu)
+            return sp_set_error(SP_ERR_NODEV, "placement map: stage %d: '%s' but there are %d CPU workers", s, e, ncpu);
+        sp->worker = cpus[i];
+        return SP_OK;
+    }
+    if (!strncmp(e, "cuda", 4)) {
+        long gpu = -1;
+        if (e[4]) {
+            gpu = strtol(e + 4, &end, 10);
+            if (*end || gpu < 0)
+                return sp_set_error(SP_ERR_INVALID_ARG, "placement map: stage %d: '%s' is not cpu, cpuN, cuda or cudaG", s, e);
+        }
+        int cuda[STARPU_NMAXWORKERS];
+        int nc = starpu_worker_get_ids_by_type(STARPU_CUDA_WORKER, cuda, STARPU_NMAXWORKERS);
+        for (int i = 0; i < nc; i++)
+            if (gpu < 0 || starpu_worker_get_devid(cuda[i]) == gpu)
+                ids[n++] = cuda[i];
+        if (!n)
+            return sp_set_error(SP_ERR_NODEV, "placement map: stage %d: no CUDA worker for '%s'", s, e);
+        return worker_set(sp, ids, n);
+    }
+    return sp_set_error(SP_ERR_INVALID_ARG, "placement map: stage %d: '%s' is not cpu, cpuN, cuda or cudaG", s, e);
+}
+
+static sp_status place_stages(sp_trainer_t *t, const sp_train_opts *o)
 {
     int ids[STARPU_NMAXWORKERS];
     int n = starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
@@ -573,7 +397,36 @@ static sp_status place_stages(sp_trainer_t *t)
         return sp_set_error(SP_ERR_NODEV, "trainer: no CPU worker (every stage needs one)");
     t->nworkers = n;
     for (int s = 0; s < t->K; s++)
-        t->st[s].worker = t->placement == SP_PLACEMENT_PINNED ? ids[s % n] : -1;
+        t->st[s].worker = -1;
+    switch (t->placement) {
+    case SP_PLACEMENT_PINNED: /* stage s on pipeline worker s mod p (interleaved: p = K / v) */
+        for (int s = 0; s < t->K; s++)
+            t->st[s].worker = ids[(s % t->pipe_workers) % n];
+        return SP_OK;
+    case SP_PLACEMENT_FREE:
+        return SP_OK;
+    case SP_PLACEMENT_DEVICE: /* the stage codelets run on CPUs only, so the CPUs are the one device */
+        for (int s = 0; s < t->K; s++) {
+            sp_status st = worker_set(&t->st[s], ids, n);
+            if (st != SP_OK)
+                return st;
+        }
+        return SP_OK;
+    case SP_PLACEMENT_MAP: {
+        char *copy = strdup(o->placement_map), *save = NULL;
+        if (!copy)
+            return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+        int s = 0;
+        sp_status st = SP_OK;
+        for (char *e = strtok_r(copy, ",", &save); e && st == SP_OK; e = strtok_r(NULL, ",", &save), s++)
+            st = s < t->K ? place_entry(&t->st[s], s, e, ids, n) : SP_OK;
+        free(copy);
+        if (st == SP_OK && s != t->K)
+            st = sp_set_error(SP_ERR_INVALID_ARG, "placement map '%s' has %d entries for %d stages",
+                              o->placement_map, s, t->K);
+        return st;
+    }
+    }
     return SP_OK;
 }
 
@@ -594,69 +447,54 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     if (!starts)
         return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
     s = o->cuts ? sp_partition_cuts(g, K, o->cuts, starts) : sp_partition_balanced(g, K, starts);
+    sp_trainer_t *t = s == SP_OK ? calloc(1, sizeof(*t)) : NULL;
+    if (s == SP_OK && (!t || sp_trace_init(&t->trace) != SP_OK)) {
+        free(t);
+        t = NULL;
+        s = sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+    }
     if (s != SP_OK) {
         free(starts);
         return s;
     }
-
-    sp_trainer_t *t = calloc(1, sizeof(*t));
-    if (!t) {
-        free(starts);
-        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
-    }
     t->g = g;
     t->K = K;
     t->M = M;
-    t->W = M; /* GPipe: one stash buffer per micro-batch */
+    t->pipe_workers = K / o->chunks_per_worker;
     t->batch = o->batch;
     t->rows = o->batch / M;
     t->optimizer = o->optimizer;
     t->placement = o->placement;
+    t->schedule = o->schedule;
+    t->recompute = o->recompute;
+    t->profile = o->profile;
     t->st = calloc((size_t)K, sizeof(*t->st));
     t->act_cols = calloc((size_t)K + 1, sizeof(long));
     t->act = calloc((size_t)(K + 1) * M, sizeof(*t->act));
     t->grad = calloc((size_t)(K + 1) * M, sizeof(*t->grad));
-    t->stash = calloc((size_t)K * t->W, sizeof(*t->stash));
     t->target = calloc((size_t)M, sizeof(*t->target));
     t->x_host = calloc((size_t)M, sizeof(*t->x_host));
     t->t_host = calloc((size_t)M, sizeof(*t->t_host));
-    int *live = malloc(sizeof(int) * g->n_tensors);
-    long *slot = malloc(sizeof(long) * g->n_tensors);
-    if (!t->st || !t->act_cols || !t->act || !t->grad || !t->stash || !t->target || !t->x_host ||
-        !t->t_host || !live || !slot) {
+    if (!t->st || !t->act_cols || !t->act || !t->grad || !t->target || !t->x_host || !t->t_host)
         s = sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
-        goto fail_plan;
-    }
-    for (int k = 0; k < K && s == SP_OK; k++)
-        s = plan_stage(t, k, starts, live, slot);
     if (s == SP_OK)
-        s = fill_names(t);
-    if (s != SP_OK)
-        goto fail_plan;
-    free(live);
-    free(slot);
+        s = sp_plan_stages(t, starts);
+    if (s == SP_OK)
+        s = sp_plan_tags(t);
     free(starts);
-    live = NULL, slot = NULL, starts = NULL;
-
-    s = start_starpu(t, o);
+    if (s == SP_OK)
+        s = start_starpu(t, o);
     if (s != SP_OK) {
         free_plan(t);
         return s;
     }
     trainer_alive = 1;
-    if ((s = place_stages(t)) != SP_OK || (s = register_data(t, o->seed)) != SP_OK) {
+    if ((s = place_stages(t, o)) != SP_OK || (s = register_data(t, o->seed)) != SP_OK) {
         sp_trainer_destroy(t);
         return s;
     }
     *out = t;
     return SP_OK;
-
-fail_plan:
-    free(live);
-    free(slot);
-    free(starts);
-    free_plan(t);
-    return s;
 }
 
 /* Copies n bytes into (to_handle) or out of a handle's host copy, holding it
@@ -700,7 +538,7 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
     if (s != SP_OK)
         return s;
     const sp_graph_t *g = t->g;
-    const int K = t->K, M = t->M;
+    const int M = t->M;
     const size_t x_bytes = sizeof(float) * t->rows * g->tensors[g->input].cols;
     /* Writing into the micro-batch buffers waits (by data) until the last
      * step's first stage has read them. */
@@ -713,18 +551,7 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
     if (s != SP_OK)
         return s;
     t->step++;
-    for (int m = 0; m < M && s == SP_OK; m++) {
-        for (int k = 0; k < K && s == SP_OK; k++)
-            s = submit_forward(t, k, m);
-        if (s == SP_OK)
-            s = submit_loss(t, m);
-    }
-    for (int m = 0; m < M && s == SP_OK; m++)
-        for (int k = K - 1; k >= 0 && s == SP_OK; k--)
-            s = submit_backward(t, k, m);
-    for (int k = 0; k < K && s == SP_OK; k++)
-        if (t->st[k].desc.nparams)
-            s = submit_update(t, k);
+    s = sp_submit_step(t);
     if (s != SP_OK)
         return s;
     double l;
@@ -766,10 +593,7 @@ sp_status sp_trainer_evaluate(sp_trainer_t *t, const float *x, const void *targe
         memcpy(t->t_host[m], (const char *)targets + first_row * t_row, valid * t_row);
         memset((char *)t->t_host[m] + valid * t_row, 0, (t->rows - valid) * t_row);
         starpu_data_release(t->target[m]);
-        for (int k = 0; k < t->K && s == SP_OK; k++)
-            s = submit_forward(t, k, m);
-        if (s == SP_OK)
-            s = submit_eval(t, m, valid, n, c == 0);
+        s = sp_submit_eval_chunk(t, m, valid, n, c == 0);
     }
     if (s != SP_OK)
         return s;

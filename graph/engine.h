@@ -1,0 +1,106 @@
+/*
+ * engine.h — the trainer's private state, shared by the files that build and
+ * run it: trainer.c (life cycle, data, public calls), plan.c (stage layouts),
+ * schedule.c (task submission and the schedules' orders), trace.c (measured
+ * timelines and their pictures). Not installed.
+ */
+#ifndef SP_ENGINE_H
+#define SP_ENGINE_H
+
+#include "internal.h"
+
+#include <pthread.h>
+
+#define SP_TASK_NAME_MAX 32
+
+/* Every (pass, stage, micro-batch) task has one tag, made once per trainer:
+ * its name (kept alive for traces) and what trace events need. */
+struct sp_task_tag {
+    char name[SP_TASK_NAME_MAX];
+    char pass;
+    int stage, microbatch;
+};
+
+struct sp_stage_plan {
+    struct sp_stage_desc desc;
+    int first_op, end_op;
+    int n_stash;             /* stash buffers (micro-batch m uses m mod n_stash) */
+    long stash_floats;       /* of one stash buffer */
+    float *params, *dparams, *opt;
+    long opt_len;
+    starpu_data_handle_t params_h, dparams_h, opt_h;
+    starpu_data_handle_t fwd_work_h;  /* SCRATCH for re-materialised forward */
+    starpu_data_handle_t bwd_work_h;  /* SCRATCH for the fused backward */
+    starpu_data_handle_t *stash;      /* n_stash */
+    starpu_data_handle_t *gstash;     /* n_stash, zero-bubble only */
+    int worker;              /* StarPU worker id when pinned, -1 otherwise */
+    uint32_t *workerids;     /* allowed workers (bit set) for device/map placement, else NULL */
+    unsigned workerids_len;
+};
+
+struct sp_trace {
+    pthread_mutex_t lock;
+    sp_task_event *ev;
+    size_t n, cap;
+    int oom;
+    double t0_us; /* StarPU's clock when the trainer started */
+};
+
+struct sp_trainer {
+    sp_graph_t *g;
+    int K, M;    /* stages, micro-batches */
+    int pipe_workers; /* p: K for most schedules, K / v for interleaved */
+    int batch;
+    long rows;   /* rows per micro-batch */
+    sp_optimizer optimizer;
+    sp_placement placement;
+    sp_schedule schedule;
+    int recompute;
+    int profile;
+    struct sp_stage_plan *st;
+    long *act_cols;              /* K+1 boundaries: columns of act(b) */
+    starpu_data_handle_t *act;   /* (K+1)·M, act[b·M + m]; act(0) is the input */
+    starpu_data_handle_t *grad;  /* (K+1)·M, grad(0) unused */
+    starpu_data_handle_t *target;
+    float **x_host;
+    void **t_host;
+    size_t target_bytes; /* per micro-batch */
+    double loss_sum;
+    starpu_data_handle_t loss_h;
+    double eval_acc[2]; /* loss sum, correct predictions */
+    starpu_data_handle_t eval_h;
+    struct sp_task_tag *tags; /* F, B, W (K·M each), L, E (M each), U (K) */
+    long step;
+    int prio_forward, prio_backward, prio_weight;
+    int nworkers;
+    int broken; /* a submission failed midway: the state is no longer a training run */
+    char sched_name[64];
+    struct sp_trace trace;
+};
+
+#define ACT(t, b, m) ((t)->act[(b) * (t)->M + (m)])
+#define GRAD(t, b, m) ((t)->grad[(b) * (t)->M + (m)])
+
+/* plan.c */
+sp_status sp_plan_stages(sp_trainer_t *t, const int *starts);
+sp_status sp_plan_tags(sp_trainer_t *t);
+const struct sp_task_tag *sp_tag(const sp_trainer_t *t, char pass, int s, int m);
+int sp_stash_buffers(sp_schedule schedule, int K, int M, int s);
+
+/* schedule.c */
+sp_status sp_submit_step(sp_trainer_t *t);
+sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples, int first);
+
+/* trace.c */
+sp_status sp_trace_init(struct sp_trace *tr);
+void sp_trace_destroy(struct sp_trace *tr);
+/* The callback every profiled task gets; its argument is a malloc'd
+ * struct sp_trace_arg that StarPU frees. */
+struct sp_trace_arg {
+    struct sp_trace *trace;
+    const struct sp_task_tag *tag;
+    long step;
+};
+void sp_trace_record(void *arg);
+
+#endif /* SP_ENGINE_H */

@@ -1,0 +1,360 @@
+/*
+ * trace.c — measured timelines: every profiled task's worker, start and end
+ * (StarPU's profiling information, read in the task's callback), and what
+ * comes from them — per-step bubble fractions, peak stash counts, bytes
+ * moved between memory nodes, a Chrome trace JSON and an SVG Gantt chart.
+ * Nothing here estimates: every figure is computed from the recorded times.
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+sp_status sp_trace_init(struct sp_trace *tr)
+{
+    memset(tr, 0, sizeof(*tr));
+    if (pthread_mutex_init(&tr->lock, NULL) != 0)
+        return sp_set_error(SP_ERR_NOMEM, "trainer: cannot create the trace lock");
+    tr->t0_us = starpu_timing_now();
+    return SP_OK;
+}
+
+void sp_trace_destroy(struct sp_trace *tr)
+{
+    pthread_mutex_destroy(&tr->lock);
+    free(tr->ev);
+    tr->ev = NULL;
+}
+
+void sp_trace_record(void *arg)
+{
+    const struct sp_trace_arg *a = arg;
+    struct starpu_task *task = starpu_task_get_current();
+    struct starpu_profiling_task_info *info = task ? task->profiling_info : NULL;
+    if (!info)
+        return;
+    struct sp_trace *tr = a->trace;
+    sp_task_event e = {.name = a->tag->name, .pass = a->tag->pass, .stage = a->tag->stage,
+                       .microbatch = a->tag->microbatch, .worker = info->workerid, .step = a->step,
+                       .start_us = starpu_timing_timespec_to_us(&info->start_time) - tr->t0_us,
+                       .end_us = starpu_timing_timespec_to_us(&info->end_time) - tr->t0_us};
+    pthread_mutex_lock(&tr->lock);
+    if (tr->n == tr->cap && !tr->oom) {
+        size_t cap = tr->cap ? 2 * tr->cap : 1024;
+        void *p = realloc(tr->ev, cap * sizeof(*tr->ev));
+        if (p) {
+            tr->ev = p;
+            tr->cap = cap;
+        } else {
+            tr->oom = 1;
+        }
+    }
+    if (tr->n < tr->cap)
+        tr->ev[tr->n++] = e;
+    pthread_mutex_unlock(&tr->lock);
+}
+
+sp_status sp_trainer_events(sp_trainer_t *t, const sp_task_event **events, size_t *n)
+{
+    sp_clear_error();
+    if (!t || !events || !n)
+        return sp_set_error(SP_ERR_INVALID_ARG, "events: NULL argument");
+    if (!t->profile)
+        return sp_set_error(SP_ERR_STATE, "events: the trainer was created without profiling");
+    if (starpu_task_wait_for_all() != 0)
+        return sp_set_error(SP_ERR_STARPU, "events: starpu_task_wait_for_all failed");
+    if (t->trace.oom)
+        return sp_set_error(SP_ERR_NOMEM, "events: the trace ran out of memory; some tasks are missing");
+    *events = t->trace.ev;
+    *n = t->trace.n;
+    return SP_OK;
+}
+
+void sp_trainer_clear_events(sp_trainer_t *t)
+{
+    if (!t)
+        return;
+    starpu_task_wait_for_all();
+    pthread_mutex_lock(&t->trace.lock);
+    t->trace.n = 0;
+    pthread_mutex_unlock(&t->trace.lock);
+}
+
+const char *sp_worker_name(int worker)
+{
+    static _Thread_local char name[64];
+    if (worker < 0 || worker >= (int)starpu_worker_get_count())
+        return "?";
+    starpu_worker_get_name(worker, name, sizeof(name));
+    return name;
+}
+
+/* ---- figures ----------------------------------------------------------- */
+
+static int worker_slot(sp_run_stats *st, int w)
+{
+    for (int i = 0; i < st->n_workers; i++)
+        if (st->worker[i] == w)
+            return i;
+    if (st->n_workers == SP_STATS_MAX)
+        return -1;
+    st->worker[st->n_workers] = w;
+    return st->n_workers++;
+}
+
+struct edge {
+    double t;
+    int delta;
+};
+
+static int by_time(const void *a, const void *b)
+{
+    const struct edge *x = a, *y = b;
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    return x->delta - y->delta; /* a release before an acquire at the same instant */
+}
+
+sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *st)
+{
+    const sp_task_event *ev;
+    size_t n;
+    sp_status s = sp_trainer_events(t, &ev, &n);
+    if (s != SP_OK)
+        return s;
+    memset(st, 0, sizeof(*st));
+    long first = -1, last = -1;
+    for (size_t i = 0; i < n; i++)
+        if (ev[i].step > 0) {
+            first = first < 0 || ev[i].step < first ? ev[i].step : first;
+            last = ev[i].step > last ? ev[i].step : last;
+        }
+    if (first < 0)
+        return sp_set_error(SP_ERR_STATE, "stats: no training step was recorded");
+    const long nsteps = last - first + 1;
+    double *lo = malloc(sizeof(double) * nsteps), *hi = malloc(sizeof(double) * nsteps);
+    double *busy = calloc((size_t)SP_STATS_MAX * nsteps, sizeof(double));
+    char *present = calloc((size_t)SP_STATS_MAX * nsteps, 1);
+    struct edge *edges = malloc(sizeof(*edges) * (2 * n + 1));
+    if (!lo || !hi || !busy || !present || !edges) {
+        s = sp_set_error(SP_ERR_NOMEM, "stats: out of memory");
+        goto out;
+    }
+    for (long k = 0; k < nsteps; k++)
+        lo[k] = INFINITY, hi[k] = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i].step <= 0)
+            continue;
+        long k = ev[i].step - first;
+        lo[k] = fmin(lo[k], ev[i].start_us);
+        hi[k] = fmax(hi[k], ev[i].end_us);
+        int w = worker_slot(st, ev[i].worker);
+        if (w < 0)
+            continue;
+        busy[(size_t)w * nsteps + k] += ev[i].end_us - ev[i].start_us;
+        present[(size_t)w * nsteps + k] = 1;
+    }
+    /* a step's window runs from its first task's start to its last task's end;
+     * a worker's bubble is its idle share of the windows of the steps it took part in */
+    double total = 0.0;
+    for (long k = 0; k < nsteps; k++)
+        total += hi[k] - lo[k];
+    st->steps = nsteps;
+    st->step_time_s = total / nsteps * 1e-6;
+    for (int w = 0; w < st->n_workers; w++) {
+        double b = 0.0, span = 0.0;
+        for (long k = 0; k < nsteps; k++)
+            if (present[(size_t)w * nsteps + k]) {
+                b += busy[(size_t)w * nsteps + k];
+                span += hi[k] - lo[k];
+            }
+        st->bubble[w] = span > 0 ? 1.0 - b / span : 0.0;
+        st->bubble_mean += st->bubble[w] / st->n_workers;
+    }
+    const int p = t->pipe_workers, v = t->K / t->pipe_workers;
+    st->bubble_ideal = (double)(p - 1) / ((double)v * t->M + p - 1);
+
+    /* stashes: one is live from its forward's start to the end of the last
+     * task that reads it (B, or W under zero-bubble) */
+    st->n_stages = t->K < SP_STATS_MAX ? t->K : SP_STATS_MAX;
+    const char reader = t->schedule == SP_SCHEDULE_ZB ? 'W' : 'B';
+    for (int k = 0; k < st->n_stages; k++) {
+        size_t ne = 0;
+        for (size_t i = 0; i < n; i++)
+            if (ev[i].step > 0 && ev[i].stage == k) {
+                if (ev[i].pass == 'F')
+                    edges[ne++] = (struct edge){ev[i].start_us, +1};
+                else if (ev[i].pass == reader)
+                    edges[ne++] = (struct edge){ev[i].end_us, -1};
+            }
+        qsort(edges, ne, sizeof(*edges), by_time);
+        int live = 0, peak = 0;
+        for (size_t i = 0; i < ne; i++) {
+            live += edges[i].delta;
+            peak = live > peak ? live : peak;
+        }
+        st->peak_stash[k] = peak;
+        st->stash_buffers[k] = t->st[k].n_stash;
+        st->peak_stash_bytes += (double)peak * t->st[k].stash_floats * sizeof(float);
+    }
+
+    /* bytes between memory nodes since the last call (StarPU resets them) */
+    for (int b = 0; b < starpu_bus_get_count(); b++) {
+        struct starpu_profiling_bus_info info;
+        if (starpu_bus_get_profiling_info(b, &info) == 0)
+            st->bytes_moved += (double)info.transferred_bytes;
+    }
+out:
+    free(lo), free(hi), free(busy), free(present), free(edges);
+    return s;
+}
+
+/* ---- pictures ---------------------------------------------------------- */
+
+static FILE *open_output(const char *path, char **tmp)
+{
+    size_t n = strlen(path) + 16;
+    *tmp = malloc(n);
+    if (!*tmp)
+        return NULL;
+    snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(*tmp);
+    if (fd < 0)
+        return NULL;
+    return fdopen(fd, "w");
+}
+
+/* Closes f and renames it over path; on any failure removes it. */
+static sp_status finish_output(FILE *f, char *tmp, const char *path)
+{
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (!bad && rename(tmp, path) != 0)
+        bad = 1;
+    if (bad)
+        unlink(tmp);
+    free(tmp);
+    return bad ? sp_set_error(SP_ERR_IO, "%s: cannot write the trace", path) : SP_OK;
+}
+
+sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path)
+{
+    const sp_task_event *ev;
+    size_t n;
+    sp_status s = sp_trainer_events(t, &ev, &n);
+    if (s != SP_OK)
+        return s;
+    char *tmp = NULL;
+    FILE *f = open_output(path, &tmp);
+    if (!f) {
+        free(tmp);
+        return sp_set_error(SP_ERR_IO, "%s: cannot create the trace file", path);
+    }
+    fprintf(f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
+    const unsigned nw = starpu_worker_get_count();
+    for (unsigned w = 0; w < nw; w++)
+        fprintf(f, "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 0, \"tid\": %u, \"args\": {\"name\": \"%s\"}},\n",
+                w, sp_worker_name((int)w));
+    for (size_t i = 0; i < n; i++)
+        fprintf(f,
+                "{\"name\": \"%s\", \"cat\": \"%c\", \"ph\": \"X\", \"pid\": 0, \"tid\": %d, \"ts\": %.3f, "
+                "\"dur\": %.3f, \"args\": {\"stage\": %d, \"microbatch\": %d, \"step\": %ld}}%s\n",
+                ev[i].name, ev[i].pass, ev[i].worker, ev[i].start_us, ev[i].end_us - ev[i].start_us,
+                ev[i].stage, ev[i].microbatch, ev[i].step, i + 1 < n ? "," : "");
+    fprintf(f, "]}\n");
+    return finish_output(f, tmp, path);
+}
+
+/* Micro-batch m gets hue 360·m/M; F light, B (or the input half) full, W dark. */
+static void task_colour(const sp_task_event *e, int M, char *out, size_t cap)
+{
+    if (e->microbatch < 0 || !strchr("FBW", e->pass)) {
+        snprintf(out, cap, "#9e9e9e"); /* loss, optimizer, evaluation */
+        return;
+    }
+    int hue = (int)(360.0 * e->microbatch / (M > 0 ? M : 1));
+    int light = e->pass == 'F' ? 72 : e->pass == 'B' ? 52 : 34;
+    snprintf(out, cap, "hsl(%d,70%%,%d%%)", hue, light);
+}
+
+sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path)
+{
+    const sp_task_event *ev;
+    size_t n;
+    sp_status s = sp_trainer_events(t, &ev, &n);
+    if (s != SP_OK)
+        return s;
+    int rows[STARPU_NMAXWORKERS], nrows = 0;
+    double t_lo = INFINITY, t_hi = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (int r = 0; r < nrows; r++)
+            found |= rows[r] == ev[i].worker;
+        if (!found && nrows < STARPU_NMAXWORKERS)
+            rows[nrows++] = ev[i].worker;
+        t_lo = fmin(t_lo, ev[i].start_us);
+        t_hi = fmax(t_hi, ev[i].end_us);
+    }
+    for (int a = 0; a < nrows; a++) /* rows in worker order */
+        for (int b = a + 1; b < nrows; b++)
+            if (rows[b] < rows[a]) {
+                int x = rows[a];
+                rows[a] = rows[b];
+                rows[b] = x;
+            }
+    if (!n)
+        t_lo = 0, t_hi = 1;
+    const double left = 110, width = 1200, row_h = 28, top = 40;
+    const double span = t_hi > t_lo ? t_hi - t_lo : 1;
+    const double height = top + row_h * nrows + 50;
+    char *tmp = NULL;
+    FILE *f = open_output(path, &tmp);
+    if (!f) {
+        free(tmp);
+        return sp_set_error(SP_ERR_IO, "%s: cannot create the chart file", path);
+    }
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+            "font-family=\"sans-serif\" font-size=\"10\">\n"
+            "<title>starpipe: %s schedule, K=%d, M=%d, policy %s</title>\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"10\" y=\"20\" font-size=\"13\">%s schedule, K=%d stages, M=%d micro-batches, "
+            "policy %s: measured, %.1f ms</text>\n",
+            left + width + 20, height, sp_schedule_name(t->schedule), t->K, t->M, t->sched_name,
+            sp_schedule_name(t->schedule), t->K, t->M, t->sched_name, span / 1000.0);
+    for (int r = 0; r < nrows; r++) {
+        double y = top + r * row_h;
+        fprintf(f, "<text x=\"10\" y=\"%.1f\">%s</text>\n", y + row_h * 0.6, sp_worker_name(rows[r]));
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#f4f4f4\"/>\n", left, y + 2,
+                width, row_h - 4);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int r = 0;
+        while (r < nrows && rows[r] != ev[i].worker)
+            r++;
+        double x = left + (ev[i].start_us - t_lo) / span * width;
+        double w = (ev[i].end_us - ev[i].start_us) / span * width;
+        double y = top + r * row_h;
+        char colour[32];
+        task_colour(&ev[i], t->M, colour, sizeof(colour));
+        fprintf(f,
+                "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"%s\" stroke=\"#333\" "
+                "stroke-width=\"0.3\"><title>%s (step %ld): %.1f us</title></rect>\n",
+                x, y + 3, w > 0.2 ? w : 0.2, row_h - 6, colour, ev[i].name, ev[i].step,
+                ev[i].end_us - ev[i].start_us);
+        if (w > 34)
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"8\">%s</text>\n", x + 2, y + row_h * 0.6, ev[i].name);
+    }
+    double y = top + row_h * nrows + 20;
+    fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">0 ms</text><text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.1f ms</text>\n",
+            left, y, left + width, y, span / 1000.0);
+    fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">colour: micro-batch; light F (forward), mid B (backward), dark W "
+               "(weight gradient), grey L/U/E; blank: idle</text>\n",
+            left, y + 16);
+    fprintf(f, "</svg>\n");
+    return finish_output(f, tmp, path);
+}
