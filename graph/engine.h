@@ -43,7 +43,7 @@ struct sp_trace {
     sp_task_event *ev;
     size_t n, cap;
     int oom;
-    double t0_us; /* StarPU's clock when the trainer started */
+    double t0_us; /* StarPU's clock right after starpu_init */
 };
 
 struct sp_trainer {

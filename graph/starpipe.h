@@ -275,11 +275,12 @@ typedef struct sp_run_stats {
 
 sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *stats);
 /* Chrome trace JSON (opens in Perfetto, chrome://tracing): one track per worker,
- * one slice per task. */
-sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path);
-/* SVG Gantt chart: workers as rows, time across, tasks coloured by
- * micro-batch and shaded by pass; idle time left blank. */
-sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path);
+ * one slice per task of the steps first_step..last_step (evaluation tasks
+ * count as step 0; 0 and LONG_MAX take everything). Written atomically. */
+sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path, long first_step, long last_step);
+/* SVG Gantt chart of the same tasks: workers as rows, time across, tasks
+ * coloured by micro-batch and shaded by pass; idle time left blank. */
+sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step, long last_step);
 
 /* ---- checkpoints (safetensors) ------------------------------------------ */
 

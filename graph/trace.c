@@ -18,7 +18,6 @@ sp_status sp_trace_init(struct sp_trace *tr)
     memset(tr, 0, sizeof(*tr));
     if (pthread_mutex_init(&tr->lock, NULL) != 0)
         return sp_set_error(SP_ERR_NOMEM, "trainer: cannot create the trace lock");
-    tr->t0_us = starpu_timing_now();
     return SP_OK;
 }
 
@@ -240,17 +239,36 @@ static sp_status finish_output(FILE *f, char *tmp, const char *path)
     return bad ? sp_set_error(SP_ERR_IO, "%s: cannot write the trace", path) : SP_OK;
 }
 
-sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path)
+/* The events of steps [first, last], copied (the callers only read them). */
+static sp_status select_events(sp_trainer_t *t, long first, long last, sp_task_event **out, size_t *n_out)
 {
     const sp_task_event *ev;
     size_t n;
     sp_status s = sp_trainer_events(t, &ev, &n);
     if (s != SP_OK)
         return s;
+    *out = malloc(sizeof(**out) * (n ? n : 1));
+    if (!*out)
+        return sp_set_error(SP_ERR_NOMEM, "trace: out of memory");
+    *n_out = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ev[i].step >= first && ev[i].step <= last)
+            (*out)[(*n_out)++] = ev[i];
+    return SP_OK;
+}
+
+sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path, long first_step, long last_step)
+{
+    sp_task_event *ev;
+    size_t n;
+    sp_status s = select_events(t, first_step, last_step, &ev, &n);
+    if (s != SP_OK)
+        return s;
     char *tmp = NULL;
     FILE *f = open_output(path, &tmp);
     if (!f) {
         free(tmp);
+        free(ev);
         return sp_set_error(SP_ERR_IO, "%s: cannot create the trace file", path);
     }
     fprintf(f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
@@ -265,6 +283,7 @@ sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path)
                 ev[i].name, ev[i].pass, ev[i].worker, ev[i].start_us, ev[i].end_us - ev[i].start_us,
                 ev[i].stage, ev[i].microbatch, ev[i].step, i + 1 < n ? "," : "");
     fprintf(f, "]}\n");
+    free(ev);
     return finish_output(f, tmp, path);
 }
 
@@ -280,11 +299,11 @@ static void task_colour(const sp_task_event *e, int M, char *out, size_t cap)
     snprintf(out, cap, "hsl(%d,70%%,%d%%)", hue, light);
 }
 
-sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path)
+sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step, long last_step)
 {
-    const sp_task_event *ev;
+    sp_task_event *ev;
     size_t n;
-    sp_status s = sp_trainer_events(t, &ev, &n);
+    sp_status s = select_events(t, first_step, last_step, &ev, &n);
     if (s != SP_OK)
         return s;
     int rows[STARPU_NMAXWORKERS], nrows = 0;
@@ -314,6 +333,7 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path)
     FILE *f = open_output(path, &tmp);
     if (!f) {
         free(tmp);
+        free(ev);
         return sp_set_error(SP_ERR_IO, "%s: cannot create the chart file", path);
     }
     fprintf(f,
@@ -356,5 +376,6 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path)
                "(weight gradient), grey L/U/E; blank: idle</text>\n",
             left, y + 16);
     fprintf(f, "</svg>\n");
+    free(ev);
     return finish_output(f, tmp, path);
 }

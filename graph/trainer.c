@@ -338,6 +338,7 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
     t->prio_weight = clamp_prio(-1);
     if (o->profile && starpu_profiling_status_set(STARPU_PROFILING_ENABLE) < 0)
         return sp_set_error(SP_ERR_STARPU, "trainer: cannot enable StarPU's profiling");
+    t->trace.t0_us = starpu_timing_now(); /* StarPU's clock is set up by starpu_init */
     return SP_OK;
 }
 

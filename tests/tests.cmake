@@ -23,6 +23,7 @@ target_link_libraries(test_idx PRIVATE ZLIB::ZLIB)
 sp_add_test(test_checkpoint)
 sp_add_test(test_bad_input)
 sp_add_test(test_few_microbatches)
+sp_add_test(test_schedules)
 
 add_test(NAME cli_errors COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_errors.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_errors PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 300)

@@ -45,6 +45,8 @@ struct args {
     const char *save, *resume, *load;
     long save_every;
     int cosine; /* learning rate: cosine decay to 0 over the run, else constant */
+    const char *trace;
+    long trace_steps;
     int json, quiet;
     int set_hidden, set_activation, set_inputs, set_classes, set_batch, set_seed, set_data;
     sp_train_opts o;
@@ -75,7 +77,14 @@ static void usage(FILE *f)
             "  --cuts LIST           K-1 op indices where stages 1..K-1 start (default: balanced by FLOPs)\n"
             "  --microbatches M      micro-batches per batch (default 4); batch must be divisible by M\n"
             "  --batch B             rows per training step (default 128)\n"
-            "  --placement P         pinned (stage s on CPU worker s mod n, default) or free (the policy decides)\n"
+            "  --placement P         pinned (stage s on CPU worker s mod n, default), free (the policy\n"
+            "                        decides), device (any worker of the stage's device) or a map with\n"
+            "                        one entry per stage: cpu (any CPU worker), cpuN, cuda, cudaG\n"
+            "  --schedule NAME       gpipe (default: all forwards, then all backwards), 1f1b (K-s stashes\n"
+            "                        at stage s), zb (backward split into input and weight gradients),\n"
+            "                        interleaved (v model chunks per worker, see --chunks-per-worker)\n"
+            "  --chunks-per-worker v interleaved: stages per worker (--stages must be a multiple of v)\n"
+            "  --recompute           re-materialisation: stash stage inputs only, recompute in backward\n"
             "  --sched NAME          StarPU scheduling policy (default: STARPU_SCHED, else StarPU's lws);\n"
             "                        one of: %s\n"
             "  --cpus N              CPU workers (default: one per core)\n"
@@ -96,6 +105,9 @@ static void usage(FILE *f)
             "  --resume PATH         continue a run saved with --save (same data, batch and model)\n"
             "  --load PATH           eval: the checkpoint to evaluate\n"
             "output:\n"
+            "  --trace PATH          measured timeline of the last training steps: Chrome trace JSON at\n"
+            "                        PATH (Perfetto) and an SVG Gantt chart beside it (.json -> .svg)\n"
+            "  --trace-steps N       steps the timeline covers (default 2)\n"
             "  --json                end with one JSON object (progress then goes to stderr)\n"
             "  --quiet               no progress lines\n"
             "  -h, --help            this help\n"
@@ -105,7 +117,7 @@ static void usage(FILE *f)
             "images after each epoch (forward tasks only) and shows a progress bar on a\n"
             "terminal, one line per epoch otherwise. The JSON object holds final_loss, steps,\n"
             "epochs, stages, stage_starts, microbatches, batch, sched, placement, workers,\n"
-            "seconds, samples_per_s, params_checksum (FNV-1a 64 of the bytes of every weight,\n"
+            "seconds, samples_per_s, schedule, recompute, params_checksum (FNV-1a 64 of the bytes of every weight,\n"
             "graph order) and, with a test set, test_loss and test_accuracy.\n",
             SP_FASHION_MNIST_DIR, sp_sched_policy_names(), FASHION_EPOCHS);
 }
@@ -205,6 +217,7 @@ enum {
     OPT_CUTS, OPT_MICRO, OPT_BATCH, OPT_PLACEMENT, OPT_SCHED, OPT_CPUS, OPT_STEPS, OPT_WARMUP,
     OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SEED, OPT_JSON, OPT_QUIET, OPT_DATA,
     OPT_DATA_DIR, OPT_EPOCHS, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOAD, OPT_LR_SCHEDULE,
+    OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS,
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -223,6 +236,11 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"microbatches", required_argument, 0, OPT_MICRO},
         {"batch", required_argument, 0, OPT_BATCH},
         {"placement", required_argument, 0, OPT_PLACEMENT},
+        {"schedule", required_argument, 0, OPT_SCHEDULE},
+        {"chunks-per-worker", required_argument, 0, OPT_CHUNKS},
+        {"recompute", no_argument, 0, OPT_RECOMPUTE},
+        {"trace", required_argument, 0, OPT_TRACE},
+        {"trace-steps", required_argument, 0, OPT_TRACE_STEPS},
         {"sched", required_argument, 0, OPT_SCHED},
         {"cpus", required_argument, 0, OPT_CPUS},
         {"steps", required_argument, 0, OPT_STEPS},
@@ -250,6 +268,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     a->classes = 10;
     a->samples = 8192;
     a->steps = a->epochs = -2; /* -2: not given */
+    a->trace_steps = 2;
     sp_train_opts_init(&a->o);
     a->o.stages = -1;
     a->o.microbatches = 4;
@@ -295,8 +314,21 @@ static int parse_args(int argc, char **argv, struct args *a)
         case OPT_PLACEMENT:
             if (!strcmp(optarg, "pinned")) a->o.placement = SP_PLACEMENT_PINNED;
             else if (!strcmp(optarg, "free")) a->o.placement = SP_PLACEMENT_FREE;
-            else return usage_error("unknown placement '%s' (choose pinned or free)", optarg);
+            else if (!strcmp(optarg, "device")) a->o.placement = SP_PLACEMENT_DEVICE;
+            else if (strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789,") == strlen(optarg) && strchr("cC", optarg[0])) {
+                a->o.placement = SP_PLACEMENT_MAP;
+                a->o.placement_map = optarg;
+            } else
+                return usage_error("unknown placement '%s' (choose pinned, free, device or a map such as cpu0,cpu1)", optarg);
             break;
+        case OPT_SCHEDULE:
+            if (sp_schedule_parse(optarg, &a->o.schedule) != SP_OK)
+                return usage_error("unknown schedule '%s' (choose gpipe, 1f1b, zb or interleaved)", optarg);
+            break;
+        case OPT_CHUNKS: bad = parse_int("--chunks-per-worker", optarg, 1, 1024, &a->o.chunks_per_worker); break;
+        case OPT_RECOMPUTE: a->o.recompute = 1; break;
+        case OPT_TRACE: a->trace = optarg; a->o.profile = 1; break;
+        case OPT_TRACE_STEPS: bad = parse_long("--trace-steps", optarg, 1, LONG_MAX, &a->trace_steps); break;
         case OPT_SCHED:
             if (!sp_sched_policy_exists(optarg))
                 return usage_error("unknown scheduling policy '%s' (StarPU has: %s)", optarg,
@@ -401,6 +433,17 @@ static int parse_args(int argc, char **argv, struct args *a)
     if (!fashion && a->o.batch > a->samples)
         return usage_error("--batch is larger than the data set (--samples)");
     return 0;
+}
+
+static const char *placement_name(const sp_train_opts *o)
+{
+    switch (o->placement) {
+    case SP_PLACEMENT_PINNED: return "pinned";
+    case SP_PLACEMENT_FREE: return "free";
+    case SP_PLACEMENT_DEVICE: return "device";
+    case SP_PLACEMENT_MAP: return o->placement_map;
+    }
+    return "?";
 }
 
 static int fail(const char *what, sp_status s)
@@ -642,9 +685,10 @@ static int run(struct args *a)
         fprintf(progress, "starpipe: %d ops in %d stages (starts:", sp_graph_op_count(g), K);
         for (int k = 0; k < K; k++)
             fprintf(progress, " %d", starts[k]);
-        fprintf(progress, "), %d micro-batches of %d rows, policy %s, %s placement on %d CPU workers\n",
-                a->o.microbatches, a->o.batch / a->o.microbatches, sp_trainer_sched_name(t),
-                a->o.placement == SP_PLACEMENT_PINNED ? "pinned" : "free", sp_trainer_worker_count(t));
+        fprintf(progress, "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d CPU workers\n",
+                a->o.microbatches, a->o.batch / a->o.microbatches, sp_schedule_name(a->o.schedule),
+                a->o.recompute ? " with recompute" : "", sp_trainer_sched_name(t), placement_name(&a->o),
+                sp_trainer_worker_count(t));
     }
 
     const int B = a->o.batch, F = d.train.features;
@@ -766,6 +810,36 @@ static int run(struct args *a)
             goto out;
         }
     }
+    sp_run_stats stats;
+    int have_stats = 0;
+    if (a->trace && !a->eval_only && step > first_step) {
+        char svg[4096];
+        size_t len = strlen(a->trace);
+        if (len > 5 && !strcmp(a->trace + len - 5, ".json"))
+            snprintf(svg, sizeof(svg), "%.*s.svg", (int)(len - 5), a->trace);
+        else
+            snprintf(svg, sizeof(svg), "%s.svg", a->trace);
+        long from = step - a->trace_steps + 1 > 1 ? step - a->trace_steps + 1 : 1;
+        if ((s = sp_trace_write_chrome(t, a->trace, from, step)) != SP_OK ||
+            (s = sp_trace_write_svg(t, svg, from, step)) != SP_OK) {
+            rc = fail("writing the trace", s);
+            goto out;
+        }
+        if ((s = sp_trainer_stats(t, &stats)) != SP_OK) {
+            rc = fail("timeline figures", s);
+            goto out;
+        }
+        have_stats = 1;
+        if (!a->quiet) {
+            fprintf(progress, "timeline: %s and %s (steps %ld-%ld); bubble per worker:", a->trace, svg, from, step);
+            for (int w = 0; w < stats.n_workers; w++)
+                fprintf(progress, " %s %.1f%%", sp_worker_name(stats.worker[w]), 100.0 * stats.bubble[w]);
+            fprintf(progress, " (ideal %.1f%%); peak stashes per stage:", 100.0 * stats.bubble_ideal);
+            for (int k = 0; k < stats.n_stages; k++)
+                fprintf(progress, " %d", stats.peak_stash[k]);
+            fprintf(progress, "\n");
+        }
+    }
     uint64_t sum = 0;
     sp_trainer_params_checksum(t, &sum);
     double acc = d.has_test ? (double)correct / d.test.n : NAN;
@@ -777,10 +851,14 @@ static int run(struct args *a)
             for (int k = 0; k < K; k++)
                 printf("%s%d", k ? ", " : "", starts[k]);
             printf("], \"microbatches\": %d, \"batch\": %d, \"sched\": \"%s\", \"placement\": \"%s\", "
-                   "\"workers\": %d, \"seconds\": %.6f, \"samples_per_s\": %.3f, ",
-                   a->o.microbatches, B, sp_trainer_sched_name(t),
-                   a->o.placement == SP_PLACEMENT_PINNED ? "pinned" : "free", sp_trainer_worker_count(t),
-                   seconds, sps);
+                   "\"workers\": %d, \"seconds\": %.6f, \"samples_per_s\": %.3f, \"schedule\": \"%s\", "
+                   "\"recompute\": %s, ",
+                   a->o.microbatches, B, sp_trainer_sched_name(t), placement_name(&a->o), sp_trainer_worker_count(t),
+                   seconds, sps, sp_schedule_name(a->o.schedule), a->o.recompute ? "true" : "false");
+            if (have_stats)
+                printf("\"bubble_mean\": %.6f, \"bubble_ideal\": %.6f, \"peak_stash_bytes\": %.0f, "
+                       "\"bytes_moved\": %.0f, ",
+                       stats.bubble_mean, stats.bubble_ideal, stats.peak_stash_bytes, stats.bytes_moved);
         }
         if (d.has_test)
             printf("\"test_loss\": %.9g, \"test_accuracy\": %.6f, \"test_samples\": %d, ", test_loss, acc, d.test.n);
