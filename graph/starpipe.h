@@ -252,6 +252,8 @@ typedef struct sp_task_event {
 
 /* The events recorded so far (waits for every submitted task first). */
 sp_status sp_trainer_events(sp_trainer_t *t, const sp_task_event **events, size_t *n);
+/* Waits for every task, then forgets the events and resets StarPU's bus
+ * counters: the start of a measured window. */
 void sp_trainer_clear_events(sp_trainer_t *t);
 /* StarPU's name of a worker ("CPU 0", "CUDA 0.0", ...). */
 const char *sp_worker_name(int worker);

@@ -80,6 +80,10 @@ void sp_trainer_clear_events(sp_trainer_t *t)
     pthread_mutex_lock(&t->trace.lock);
     t->trace.n = 0;
     pthread_mutex_unlock(&t->trace.lock);
+    for (int b = 0; b < starpu_bus_get_count(); b++) { /* reading the counters resets them */
+        struct starpu_profiling_bus_info info;
+        starpu_bus_get_profiling_info(b, &info);
+    }
 }
 
 const char *sp_worker_name(int worker)

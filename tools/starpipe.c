@@ -3,6 +3,7 @@
  *
  *   starpipe train [options]          train a pipelined model
  *   starpipe eval --load PATH [opts]  evaluate a checkpoint on the test set
+ *   starpipe bench [opts]             compare policies, schedules, placements (tools/bench.c)
  *   starpipe --help
  *
  * Exit status: 0 on success, 2 for bad usage (unknown option, bad value),
@@ -12,6 +13,7 @@
  */
 #include "starpipe.h"
 #include "starpipe_models.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -57,6 +59,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: starpipe train [options]\n"
             "       starpipe eval --load PATH [options]\n"
+            "       starpipe bench [options]   (see starpipe bench --help)\n"
             "\n"
             "Trains a model with pipeline parallelism on StarPU: the model is cut into K\n"
             "stages, each batch into M micro-batches, and every (stage, micro-batch,\n"
@@ -120,96 +123,6 @@ static void usage(FILE *f)
             "seconds, samples_per_s, schedule, recompute, params_checksum (FNV-1a 64 of the bytes of every weight,\n"
             "graph order) and, with a test set, test_loss and test_accuracy.\n",
             SP_FASHION_MNIST_DIR, sp_sched_policy_names(), FASHION_EPOCHS);
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "starpipe: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n(see 'starpipe train --help')\n");
-    return 2;
-}
-
-static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "starpipe: %s expects an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
-{
-    long v;
-    if (parse_long(opt, s, lo, hi, &v))
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_float(const char *opt, const char *s, float lo, float hi, float *out)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        fprintf(stderr, "starpipe: %s expects a number in [%g, %g], got '%s'\n", opt, (double)lo,
-                (double)hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* "256,128" → {256, 128}; every entry in [lo, hi]. */
-static int parse_list(const char *opt, const char *s, int lo, int hi, int *out, int max, int *n)
-{
-    char buf[1024];
-    size_t len = strlen(s);
-    if (!len || len >= sizeof(buf) || s[len - 1] == ',' || s[0] == ',' || strstr(s, ",,")) {
-        fprintf(stderr, "starpipe: %s expects a comma-separated list of integers, got '%s'\n", opt, s);
-        return -1;
-    }
-    strcpy(buf, s);
-    *n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*n == max) {
-            fprintf(stderr, "starpipe: %s takes at most %d entries\n", opt, max);
-            return -1;
-        }
-        if (parse_int(opt, tok, lo, hi, &out[*n]))
-            return -1;
-        (*n)++;
-    }
-    return 0;
-}
-
-static void list_text(char *out, size_t cap, const int *v, int n)
-{
-    size_t used = 0;
-    out[0] = '\0';
-    for (int i = 0; i < n && used < cap; i++) {
-        int w = snprintf(out + used, cap - used, "%s%d", i ? "," : "", v[i]);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 enum {
@@ -893,12 +806,14 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     struct args a;
     memset(&a, 0, sizeof(a));
     if (!strcmp(argv[1], "eval"))
         a.eval_only = 1;
     else if (strcmp(argv[1], "train")) {
-        fprintf(stderr, "starpipe: unknown command '%s' (available: train, eval)\n", argv[1]);
+        fprintf(stderr, "starpipe: unknown command '%s' (available: train, eval, bench)\n", argv[1]);
         return 2;
     }
     int rc = parse_args(argc - 1, argv + 1, &a);

@@ -1,0 +1,25 @@
+/*
+ * cli.h — helpers shared by the starpipe command's subcommands.
+ */
+#ifndef STARPIPE_CLI_H
+#define STARPIPE_CLI_H
+
+#include <stddef.h>
+
+/* Prints "starpipe: <message>" and a pointer to --help; returns 2 (usage). */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Each parses a whole option value or prints why not and returns -1. */
+int parse_long(const char *opt, const char *s, long lo, long hi, long *out);
+int parse_int(const char *opt, const char *s, int lo, int hi, int *out);
+int parse_float(const char *opt, const char *s, float lo, float hi, float *out);
+/* "256,128" → {256, 128}, each in [lo, hi], at most max entries. */
+int parse_list(const char *opt, const char *s, int lo, int hi, int *out, int max, int *n);
+/* {256, 128} → "256,128" */
+void list_text(char *out, size_t cap, const int *v, int n);
+/* Monotonic seconds. */
+double now_s(void);
+
+/* `starpipe bench` (tools/bench.c). */
+int cmd_bench(int argc, char **argv);
+
+#endif /* STARPIPE_CLI_H */
