@@ -30,3 +30,6 @@ set_tests_properties(cli_errors PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 
 
 add_test(NAME cli_data COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_data.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_data PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
+
+add_test(NAME cli_trace COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_trace.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_trace PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)

@@ -29,6 +29,7 @@ struct bench_args {
     int hidden[64], n_hidden, inputs, classes;
     int steps, warmup;
     int csv, json;
+    char *lists[3]; /* copies of --policies, --schedules, --placements */
     sp_train_opts o;
 };
 
@@ -71,14 +72,15 @@ static void bench_usage(FILE *f)
             "  --json                the rows as one JSON object\n");
 }
 
-static int parse_names(const char *opt, const char *s, const char **out, int *n)
+/* Splits s into *keep (a copy the caller frees) and points out[] into it. */
+static int parse_names(const char *opt, const char *s, const char **out, int *n, char **keep)
 {
-    static char buf[1024];
-    if (!*s || strlen(s) >= sizeof(buf)) {
+    free(*keep);
+    char *buf = *keep = strdup(s);
+    if (!*s || !buf) {
         fprintf(stderr, "starpipe: %s expects a comma-separated list\n", opt);
         return -1;
     }
-    strcpy(buf, s);
     *n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (*n == MAX_ITEMS) {
@@ -129,21 +131,21 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         bad = 0;
         switch (c) {
         case O_POL:
-            bad = parse_names("--policies", optarg, a->policies, &a->n_policies);
+            bad = parse_names("--policies", optarg, a->policies, &a->n_policies, &a->lists[0]);
             for (int i = 0; !bad && i < a->n_policies; i++)
                 if (!sp_sched_policy_exists(a->policies[i]))
                     return usage_error("unknown scheduling policy '%s' (StarPU has: %s)", a->policies[i],
                                        sp_sched_policy_names());
             break;
         case O_SCH:
-            bad = parse_names("--schedules", optarg, names, &n);
+            bad = parse_names("--schedules", optarg, names, &n, &a->lists[1]);
             for (int i = 0; !bad && i < n; i++)
                 if (sp_schedule_parse(names[i], &a->schedules[i]) != SP_OK)
                     return usage_error("unknown schedule '%s' (choose gpipe, 1f1b, zb or interleaved)", names[i]);
             a->n_schedules = n;
             break;
         case O_PLA:
-            bad = parse_names("--placements", optarg, names, &n);
+            bad = parse_names("--placements", optarg, names, &n, &a->lists[2]);
             for (int i = 0; !bad && i < n; i++) {
                 if (!strcmp(names[i], "pinned")) a->placements[i] = SP_PLACEMENT_PINNED;
                 else if (!strcmp(names[i], "free")) a->placements[i] = SP_PLACEMENT_FREE;
@@ -272,8 +274,10 @@ int cmd_bench(int argc, char **argv)
 {
     struct bench_args a;
     int rc = parse_bench(argc, argv, &a);
-    if (rc)
+    if (rc) {
+        free(a.lists[0]), free(a.lists[1]), free(a.lists[2]);
         return rc;
+    }
     sp_graph_t *g = NULL;
     sp_synthetic d = {0};
     struct row *rows = calloc((size_t)a.n_policies * a.n_placements * a.n_schedules, sizeof(*rows));
@@ -325,6 +329,7 @@ int cmd_bench(int argc, char **argv)
         print_rows(&a, rows, n);
 out:
     free(rows);
+    free(a.lists[0]), free(a.lists[1]), free(a.lists[2]);
     sp_synthetic_destroy(&d);
     sp_graph_destroy(g);
     return rc;
