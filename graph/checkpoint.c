@@ -376,29 +376,46 @@ static int read_long(struct reader *r, long *v)
     return 0;
 }
 
+/* Right after an opening bracket: 1 (and the closing one consumed) when the
+ * container is empty, else 0. */
+static int empty_container(struct reader *r, char close)
+{
+    ws(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* After an item: 1 when a comma announces another, 0 when the closing
+ * bracket ends the container, -1 on anything else. */
+static int more_items(struct reader *r, char close)
+{
+    ws(r);
+    if (r->p < r->end && *r->p == ',') {
+        r->p++;
+        return 1;
+    }
+    return expect_char(r, close) ? -1 : 0;
+}
+
 /* [a, b, ...] of at most max integers */
 static int read_longs(struct reader *r, long *v, int max, int *n)
 {
+    *n = 0;
     if (expect_char(r, '['))
         return -1;
-    *n = 0;
-    ws(r);
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
+    if (empty_container(r, ']'))
         return 0;
-    }
-    for (;;) {
+    int more;
+    do {
         if (*n == max)
             return fail_at(r, "array too long");
         if (read_long(r, &v[(*n)++]))
             return -1;
-        ws(r);
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            continue;
-        }
-        return expect_char(r, ']');
-    }
+    } while ((more = more_items(r, ']')) == 1);
+    return more;
 }
 
 struct header_tensor {
@@ -409,10 +426,61 @@ struct header_tensor {
     long offsets[2];
 };
 
+/* {"key": "value", ...} into meta */
+static int read_metadata(struct reader *r, sp_meta *meta)
+{
+    if (expect_char(r, '{'))
+        return -1;
+    if (empty_container(r, '}'))
+        return 0;
+    int more;
+    do {
+        char k[64], v[256];
+        if (read_string(r, k, sizeof(k)) || expect_char(r, ':') || read_string(r, v, sizeof(v)))
+            return -1;
+        if (sp_meta_set(meta, k, v) != SP_OK)
+            return fail_at(r, "bad metadata entry");
+    } while ((more = more_items(r, '}')) == 1);
+    return more;
+}
+
+/* {"dtype": ..., "shape": [...], "data_offsets": [begin, end]} */
+static int read_tensor(struct reader *r, struct header_tensor *t)
+{
+    int have = 0, n_off = 0, more;
+    if (expect_char(r, '{'))
+        return -1;
+    do {
+        char field[32];
+        if (read_string(r, field, sizeof(field)) || expect_char(r, ':'))
+            return -1;
+        if (!strcmp(field, "dtype")) {
+            if (read_string(r, t->dtype, sizeof(t->dtype)))
+                return -1;
+            have |= 1;
+        } else if (!strcmp(field, "shape")) {
+            if (read_longs(r, t->shape, 8, &t->ndim))
+                return -1;
+            have |= 2;
+        } else if (!strcmp(field, "data_offsets")) {
+            if (read_longs(r, t->offsets, 2, &n_off))
+                return -1;
+            if (n_off != 2)
+                return fail_at(r, "data_offsets needs two numbers");
+            have |= 4;
+        } else {
+            return fail_at(r, "unknown field in a tensor entry");
+        }
+    } while ((more = more_items(r, '}')) == 1);
+    if (more < 0)
+        return -1;
+    return have == 7 ? 0 : fail_at(r, "a tensor entry lacks dtype, shape or data_offsets");
+}
+
 /* Parses the whole header: metadata into meta, tensors into *tensors. */
 static int parse_header(struct reader *r, sp_meta *meta, struct header_tensor **tensors, int *count)
 {
-    int cap = 16;
+    int cap = 16, more = 0;
     *count = 0;
     *tensors = malloc(sizeof(**tensors) * cap);
     if (!*tensors)
@@ -420,38 +488,16 @@ static int parse_header(struct reader *r, sp_meta *meta, struct header_tensor **
     memset(meta, 0, sizeof(*meta));
     if (expect_char(r, '{'))
         return -1;
-    ws(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
-        return 0;
-    }
-    for (;;) {
-        char key[128];
-        if (read_string(r, key, sizeof(key)) || expect_char(r, ':'))
-            return -1;
-        if (!strcmp(key, "__metadata__")) {
-            if (expect_char(r, '{'))
+    if (!empty_container(r, '}'))
+        do {
+            char key[128];
+            if (read_string(r, key, sizeof(key)) || expect_char(r, ':'))
                 return -1;
-            ws(r);
-            if (r->p < r->end && *r->p == '}')
-                r->p++;
-            else
-                for (;;) {
-                    char k[64], v[256];
-                    if (read_string(r, k, sizeof(k)) || expect_char(r, ':') || read_string(r, v, sizeof(v)))
-                        return -1;
-                    if (sp_meta_set(meta, k, v) != SP_OK)
-                        return fail_at(r, "bad metadata entry");
-                    ws(r);
-                    if (r->p < r->end && *r->p == ',') {
-                        r->p++;
-                        continue;
-                    }
-                    if (expect_char(r, '}'))
-                        return -1;
-                    break;
-                }
-        } else {
+            if (!strcmp(key, "__metadata__")) {
+                if (read_metadata(r, meta))
+                    return -1;
+                continue;
+            }
             if (*count == TENSORS_MAX)
                 return fail_at(r, "too many tensors");
             if (*count == cap) {
@@ -464,54 +510,13 @@ static int parse_header(struct reader *r, sp_meta *meta, struct header_tensor **
             struct header_tensor *t = &(*tensors)[(*count)++];
             memset(t, 0, sizeof(*t));
             snprintf(t->name, sizeof(t->name), "%s", key);
-            int have = 0, n_off = 0;
-            if (expect_char(r, '{'))
+            if (read_tensor(r, t))
                 return -1;
-            for (;;) {
-                char field[32];
-                if (read_string(r, field, sizeof(field)) || expect_char(r, ':'))
-                    return -1;
-                if (!strcmp(field, "dtype")) {
-                    if (read_string(r, t->dtype, sizeof(t->dtype)))
-                        return -1;
-                    have |= 1;
-                } else if (!strcmp(field, "shape")) {
-                    if (read_longs(r, t->shape, 8, &t->ndim))
-                        return -1;
-                    have |= 2;
-                } else if (!strcmp(field, "data_offsets")) {
-                    if (read_longs(r, t->offsets, 2, &n_off))
-                        return -1;
-                    if (n_off != 2)
-                        return fail_at(r, "data_offsets needs two numbers");
-                    have |= 4;
-                } else {
-                    return fail_at(r, "unknown field in a tensor entry");
-                }
-                ws(r);
-                if (r->p < r->end && *r->p == ',') {
-                    r->p++;
-                    continue;
-                }
-                if (expect_char(r, '}'))
-                    return -1;
-                break;
-            }
-            if (have != 7)
-                return fail_at(r, "a tensor entry lacks dtype, shape or data_offsets");
-        }
-        ws(r);
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            continue;
-        }
-        if (expect_char(r, '}'))
-            return -1;
-        ws(r);
-        if (r->p != r->end)
-            return fail_at(r, "bytes after the header object");
-        return 0;
-    }
+        } while ((more = more_items(r, '}')) == 1);
+    if (more < 0)
+        return -1;
+    ws(r);
+    return r->p == r->end ? 0 : fail_at(r, "bytes after the header object");
 }
 
 struct ckpt_file {

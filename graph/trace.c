@@ -217,17 +217,27 @@ out:
 
 /* ---- pictures ---------------------------------------------------------- */
 
-static FILE *open_output(const char *path, char **tmp)
+/* A temporary file beside path, renamed over it by finish_output. */
+static sp_status open_output(const char *path, FILE **f, char **tmp)
 {
     size_t n = strlen(path) + 16;
+    *f = NULL;
     *tmp = malloc(n);
-    if (!*tmp)
-        return NULL;
-    snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(*tmp);
-    if (fd < 0)
-        return NULL;
-    return fdopen(fd, "w");
+    int fd = -1;
+    if (*tmp) {
+        snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
+        fd = mkstemp(*tmp);
+    }
+    if (fd >= 0 && !(*f = fdopen(fd, "w"))) {
+        close(fd);
+        unlink(*tmp);
+    }
+    if (!*f) {
+        free(*tmp);
+        *tmp = NULL;
+        return sp_set_error(SP_ERR_IO, "%s: cannot create the file", path);
+    }
+    return SP_OK;
 }
 
 /* Closes f and renames it over path; on any failure removes it. */
@@ -268,12 +278,11 @@ sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path, long first_st
     sp_status s = select_events(t, first_step, last_step, &ev, &n);
     if (s != SP_OK)
         return s;
-    char *tmp = NULL;
-    FILE *f = open_output(path, &tmp);
-    if (!f) {
-        free(tmp);
+    char *tmp;
+    FILE *f;
+    if ((s = open_output(path, &f, &tmp)) != SP_OK) {
         free(ev);
-        return sp_set_error(SP_ERR_IO, "%s: cannot create the trace file", path);
+        return s;
     }
     fprintf(f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     const unsigned nw = starpu_worker_get_count();
@@ -333,12 +342,11 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step,
     const double left = 110, width = 1200, row_h = 28, top = 40;
     const double span = t_hi > t_lo ? t_hi - t_lo : 1;
     const double height = top + row_h * nrows + 50;
-    char *tmp = NULL;
-    FILE *f = open_output(path, &tmp);
-    if (!f) {
-        free(tmp);
+    char *tmp;
+    FILE *f;
+    if ((s = open_output(path, &f, &tmp)) != SP_OK) {
         free(ev);
-        return sp_set_error(SP_ERR_IO, "%s: cannot create the chart file", path);
+        return s;
     }
     fprintf(f,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"

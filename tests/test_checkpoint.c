@@ -229,6 +229,40 @@ static void mismatches(sp_graph_t *g)
     sp_trainer_destroy(t);
 }
 
+/* Random damage to a good header (bytes flipped, the header cut short):
+ * reading must fail cleanly or succeed, never read out of bounds (the
+ * sanitizer build checks that). */
+static void damaged_headers(const char *good)
+{
+    size_t n;
+    unsigned char *b = read_bytes(good, &n);
+    uint64_t hlen;
+    memcpy(&hlen, b, 8);
+    char path[600];
+    path_of(path, "fuzz.safetensors");
+    uint64_t rng = 12345;
+    int refused = 0;
+    for (int i = 0; i < 400; i++) {
+        unsigned char *c = malloc(n);
+        memcpy(c, b, n);
+        int flips = 1 + (int)(test_uniform(&rng, 0, 4));
+        for (int k = 0; k < flips; k++) {
+            size_t at = 8 + (size_t)test_uniform(&rng, 0, (float)hlen - 1);
+            c[at] = (unsigned char)test_uniform(&rng, 0, 255);
+        }
+        size_t len = i % 10 == 0 ? 8 + (size_t)test_uniform(&rng, 0, (float)hlen) : n;
+        write_bytes(path, c, len);
+        sp_meta m;
+        sp_status s = sp_checkpoint_read_meta(path, &m);
+        CHECK(s == SP_OK || s == SP_ERR_IO, "damaged header %d: status %s", i, sp_strerror(s));
+        refused += s != SP_OK;
+        free(c);
+    }
+    CHECK(refused > 100, "only %d of 400 damaged headers were refused", refused);
+    printf("damaged headers: %d of 400 refused, none crashed\n", refused);
+    free(b);
+}
+
 int main(void)
 {
     REQUIRE(mkdtemp(dir), "mkdtemp");
@@ -237,6 +271,9 @@ int main(void)
     resume_exact(g, SP_OPTIMIZER_SGD);
     resume_exact(g, SP_OPTIMIZER_ADAMW);
     mismatches(g);
+    char good[600];
+    path_of(good, "good.safetensors");
+    damaged_headers(good);
     sp_graph_destroy(g);
     sp_synthetic_destroy(&data);
     char cmd[700];
