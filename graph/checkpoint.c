@@ -11,7 +11,8 @@
  * reader that bounds every length, and checks every tensor against the model
  * before touching the trainer.
  */
-#include "internal.h"
+#include "engine.h"
+#include "sp_mpi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -294,9 +295,12 @@ sp_status sp_checkpoint_save(sp_trainer_t *t, const char *path, const sp_meta *m
         s = sp_set_error(SP_ERR_NOMEM, "%s: out of memory for the header", path);
         goto out;
     }
-    s = write_atomically(path, &h, e, n);
+    if (sp_mpi_rank() == 0) /* under MPI every rank gathered the values; rank 0 writes them */
+        s = write_atomically(path, &h, e, n);
 out:
     free(params), free(state), free(e), free(h.p);
+    if (t->mpi && sp_mpi_max_int(s != SP_OK) && s == SP_OK)
+        s = sp_set_error(SP_ERR_IO, "%s: another rank could not save the checkpoint (see its message)", path);
     return s;
 }
 
@@ -623,15 +627,16 @@ sp_status sp_checkpoint_load(sp_trainer_t *t, const char *path, int with_optimiz
     if (!t || !path)
         return sp_set_error(SP_ERR_INVALID_ARG, "checkpoint: NULL argument");
     struct ckpt_file f;
-    sp_status s = ckpt_read(path, &f);
-    if (s != SP_OK)
-        return s;
     const sp_graph_t *g = sp_trainer_graph(t);
     const size_t np = sp_graph_param_count(g);
     float *params = malloc(sizeof(float) * (np ? np : 1));
     float *state = malloc(sizeof(float) * (sp_trainer_opt_state_count(t) + 1));
     struct entry *e = NULL;
     int n = -1;
+    long step = 0; /* with_optimizer: from the metadata */
+    sp_status s = ckpt_read(path, &f);
+    if (s != SP_OK)
+        goto out;
     if (params && state)
         n = list_entries(t, with_optimizer, params, state, &e);
     if (n < 0) {
@@ -681,7 +686,6 @@ sp_status sp_checkpoint_load(sp_trainer_t *t, const char *path, int with_optimiz
             s = sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' of the model is missing", path, e[k].name);
             goto out;
         }
-    long step = 0;
     if (with_optimizer) {
         const char *v = sp_meta_get(&f.meta, "starpipe.step");
         char *end;
@@ -691,13 +695,17 @@ sp_status sp_checkpoint_load(sp_trainer_t *t, const char *path, int with_optimiz
             goto out;
         }
     }
+out:
+    /* under MPI every rank read the file itself: all go on, or none does */
+    if (t->mpi && sp_mpi_max_int(s != SP_OK) && s == SP_OK)
+        s = sp_set_error(SP_ERR_IO, "%s: another rank could not load the checkpoint (see its message)", path);
     /* everything checked: now change the trainer */
-    s = sp_trainer_set_params(t, params);
+    if (s == SP_OK)
+        s = sp_trainer_set_params(t, params);
     if (s == SP_OK && with_optimizer)
         s = sp_trainer_set_opt_state(t, state);
     if (s == SP_OK && with_optimizer)
         s = sp_trainer_set_step_count(t, step);
-out:
     free(params), free(state), free(e);
     ckpt_free(&f);
     return s;

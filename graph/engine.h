@@ -40,6 +40,8 @@ struct sp_stage_plan {
 
 struct sp_trace {
     pthread_mutex_t lock;
+    int rank;     /* recorded with every event */
+    double mpi_bytes_t0; /* StarPU-MPI's bytes sent when the window started */
     sp_task_event *ev;
     size_t n, cap;
     int oom;
@@ -76,7 +78,16 @@ struct sp_trainer {
     int broken; /* a submission failed midway: the state is no longer a training run */
     char sched_name[64];
     struct sp_trace trace;
+    /* StarPU-MPI: every rank holds the whole plan; stage s's data lives on stage_rank[s] */
+    int mpi, rank, nranks;
+    int *stage_rank;
+    int64_t next_tag; /* handles are registered in the same order on every rank */
 };
+
+/* The rank that owns stage s's data (0 without MPI). */
+#define STAGE_RANK(t, s) ((t)->mpi ? (t)->stage_rank[s] : 0)
+/* Whether this process holds stage s's data. */
+#define OWNS(t, s) (!(t)->mpi || (t)->stage_rank[s] == (t)->rank)
 
 #define ACT(t, b, m) ((t)->act[(b) * (t)->M + (m)])
 #define GRAD(t, b, m) ((t)->grad[(b) * (t)->M + (m)])

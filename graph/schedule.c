@@ -18,6 +18,7 @@
  * why the weights come out bit-identical.
  */
 #include "engine.h"
+#include "sp_mpi.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -28,16 +29,34 @@ struct sp_access {
     enum starpu_data_access_mode mode;
 };
 
+/* Without MPI the task is created here; under MPI starpu_mpi_task_build
+ * creates it on the rank that owns the data it writes (NULL elsewhere) and
+ * posts the transfers of what it reads, and post_build, on every rank,
+ * after the submission, posts the transfers of what it wrote. */
 static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct sp_access *acc, int n,
                         void *cl_arg, size_t arg_size, int arg_free, int prio, const struct sp_stage_plan *where,
                         const struct sp_task_tag *tag)
 {
-    struct starpu_task *task = starpu_task_create();
-    task->cl = cl;
-    task->nbuffers = n;
-    for (int i = 0; i < n; i++) {
-        task->handles[i] = acc[i].h;
-        task->modes[i] = acc[i].mode;
+    struct starpu_data_descr descr[8];
+    struct starpu_task *task;
+    if (t->mpi) {
+        for (int i = 0; i < n; i++)
+            descr[i] = (struct starpu_data_descr){.handle = acc[i].h, .mode = acc[i].mode};
+        task = sp_mpi_task_build(cl, descr, n);
+        if (!task) { /* another rank runs it */
+            if (arg_free)
+                free(cl_arg);
+            sp_mpi_task_post_build(cl, descr, n);
+            return SP_OK;
+        }
+    } else {
+        task = starpu_task_create();
+        task->cl = cl;
+        task->nbuffers = n;
+        for (int i = 0; i < n; i++) {
+            task->handles[i] = acc[i].h;
+            task->modes[i] = acc[i].mode;
+        }
     }
     task->cl_arg = cl_arg;
     task->cl_arg_size = arg_size;
@@ -56,6 +75,8 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
         if (!a) {
             task->destroy = 0;
             starpu_task_destroy(task);
+            if (t->mpi)
+                sp_mpi_task_post_build(cl, descr, n);
             t->broken = 1;
             return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
         }
@@ -65,6 +86,8 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
         task->callback_arg_free = 1;
     }
     int ret = starpu_task_submit(task);
+    if (t->mpi)
+        sp_mpi_task_post_build(cl, descr, n);
     if (ret != 0) {
         task->destroy = 0;
         starpu_task_destroy(task);

@@ -171,6 +171,9 @@ typedef struct sp_train_opts {
     int chunks_per_worker; /* v for the interleaved schedule (K divisible by v), else 1 */
     int recompute;         /* re-materialisation: stash stage inputs only, recompute in backward */
     int profile;           /* record every task's worker, start and end (StarPU profiling) */
+    int mpi;               /* one StarPU-MPI process per rank (sp_mpi_init first); every rank
+                              makes the same calls with the same options */
+    const int *stage_ranks; /* mpi: the rank owning each of the K stages; NULL = s·R/K */
     int ncpus;             /* CPU workers; -1 = StarPU's default (all cores) */
     uint64_t seed;         /* parameter initialisation */
     sp_optimizer optimizer;
@@ -190,6 +193,27 @@ int sp_sched_policy_exists(const char *name);
 const char *sp_sched_policy_names(void);
 
 typedef struct sp_trainer sp_trainer_t;
+
+/* ---- several processes (StarPU-MPI) --------------------------------------
+ * With opts.mpi, every rank builds the same graph, creates the trainer with
+ * the same options and makes the same calls; each stage's data lives on its
+ * rank, tasks run where the data they write lives, and StarPU-MPI moves
+ * activations and gradients between ranks. Under MPI: sp_trainer_step needs
+ * x only on the rank of stage 0 and targets only on the rank of stage K−1
+ * (NULL elsewhere); loss, evaluation, weights and checksums come back on
+ * every rank; sp_checkpoint_save is collective and rank 0 writes the file. */
+
+/* Initialises MPI (thread support for StarPU-MPI) unless it already is.
+ * SP_ERR_NODEV when starpipe was built without StarPU-MPI. */
+sp_status sp_mpi_init(int *argc, char ***argv);
+/* Finalises MPI if sp_mpi_init initialised it. */
+void sp_mpi_finalize(void);
+/* This process's rank and the number of ranks (0 and 1 without MPI). */
+int sp_mpi_rank(void);
+int sp_mpi_size(void);
+/* Collective under MPI: 1 when flag is set on any rank (flag itself without
+ * MPI), so that every rank takes the same branch after a local failure. */
+int sp_mpi_any(int flag);
 
 /* Starts StarPU, cuts the graph into stages, registers data, initialises
  * parameters. The graph must outlive the trainer. */
@@ -229,6 +253,10 @@ int sp_trainer_stage_count(const sp_trainer_t *t);
 /* The graph the trainer was made for, and its optimizer. */
 const sp_graph_t *sp_trainer_graph(const sp_trainer_t *t);
 sp_optimizer_type sp_trainer_optimizer(const sp_trainer_t *t);
+/* Whether this rank must pass inputs (it holds stage 0) and targets (stage
+ * K−1) to step and evaluate; both 1 without MPI. */
+int sp_trainer_needs_inputs(const sp_trainer_t *t);
+int sp_trainer_needs_targets(const sp_trainer_t *t);
 /* Name of the StarPU policy in use. */
 const char *sp_trainer_sched_name(const sp_trainer_t *t);
 /* Number of workers the trainer's stages were pinned to / could use. */
@@ -245,12 +273,14 @@ typedef struct sp_task_event {
     const char *name; /* e.g. "F s2 m5" */
     char pass;
     int stage, microbatch;
-    int worker;       /* StarPU worker id */
+    int rank;         /* MPI rank (0 without MPI) */
+    int worker;       /* StarPU worker id within its rank */
     long step;        /* 1-based training step; 0 for evaluation */
     double start_us, end_us;
 } sp_task_event;
 
-/* The events recorded so far (waits for every submitted task first). */
+/* The events recorded so far on this rank (waits for every submitted task
+ * first). The stats and the pictures below gather every rank's events. */
 sp_status sp_trainer_events(sp_trainer_t *t, const sp_task_event **events, size_t *n);
 /* Waits for every task, then forgets the events and resets StarPU's bus
  * counters: the start of a measured window. */
@@ -263,8 +293,9 @@ const char *sp_worker_name(int worker);
 typedef struct sp_run_stats {
     long steps;
     double step_time_s;       /* mean wall time of a step: first task start to last task end */
-    int n_workers;            /* workers that ran tasks */
+    int n_workers;            /* workers that ran tasks (every rank's) */
     int worker[SP_STATS_MAX];
+    int worker_rank[SP_STATS_MAX];
     double bubble[SP_STATS_MAX]; /* idle share of each worker over its steps' windows */
     double bubble_mean;
     double bubble_ideal;      /* (p − 1) / (M + p − 1) for p pipeline workers (v·M for interleaved) */
@@ -272,7 +303,8 @@ typedef struct sp_run_stats {
     int peak_stash[SP_STATS_MAX]; /* most micro-batches stashed at once at stage s (measured) */
     int stash_buffers[SP_STATS_MAX]; /* buffers the schedule gives stage s */
     double peak_stash_bytes;  /* Σ_s peak_stash[s] · bytes of one stash of stage s */
-    double bytes_moved;       /* between memory nodes, from StarPU's bus profiling */
+    double bytes_moved;       /* between memory nodes, from StarPU's bus profiling (all ranks) */
+    double bytes_sent_mpi;    /* between ranks, from StarPU-MPI's communication statistics */
 } sp_run_stats;
 
 sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *stats);

@@ -6,6 +6,7 @@
  * Nothing here estimates: every figure is computed from the recorded times.
  */
 #include "engine.h"
+#include "sp_mpi.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ void sp_trace_record(void *arg)
         return;
     struct sp_trace *tr = a->trace;
     sp_task_event e = {.name = a->tag->name, .pass = a->tag->pass, .stage = a->tag->stage,
-                       .microbatch = a->tag->microbatch, .worker = info->workerid, .step = a->step,
+                       .microbatch = a->tag->microbatch, .rank = tr->rank, .worker = info->workerid, .step = a->step,
                        .start_us = starpu_timing_timespec_to_us(&info->start_time) - tr->t0_us,
                        .end_us = starpu_timing_timespec_to_us(&info->end_time) - tr->t0_us};
     pthread_mutex_lock(&tr->lock);
@@ -84,6 +85,50 @@ void sp_trainer_clear_events(sp_trainer_t *t)
         struct starpu_profiling_bus_info info;
         starpu_bus_get_profiling_info(b, &info);
     }
+    if (t->mpi) /* StarPU-MPI's counters only grow: remember where the window starts */
+        t->trace.mpi_bytes_t0 = sp_mpi_bytes_sent();
+}
+
+/* Every rank's events (a copy the caller frees) on rank 0; this rank's
+ * elsewhere. Under MPI this is collective. */
+static sp_status all_events(sp_trainer_t *t, sp_task_event **out, size_t *n_out)
+{
+    const sp_task_event *ev;
+    size_t n;
+    sp_status s = sp_trainer_events(t, &ev, &n);
+    if (t->mpi && sp_mpi_max_int(s != SP_OK))
+        return s != SP_OK ? s : sp_set_error(SP_ERR_STATE, "trace: another rank has no events (see its message)");
+    if (s != SP_OK)
+        return s;
+    if (t->mpi) {
+        s = sp_mpi_gather_events(ev, n, out, n_out);
+        if (s == SP_OK && t->rank != 0) {
+            *out = malloc(sizeof(**out) * (n ? n : 1));
+            if (*out)
+                memcpy(*out, ev, sizeof(**out) * n);
+            *n_out = n;
+        }
+        for (size_t i = 0; s == SP_OK && *out && i < *n_out; i++) /* names are per process: use ours */
+            (*out)[i].name = sp_tag(t, (*out)[i].pass, (*out)[i].stage, (*out)[i].microbatch)->name;
+    } else {
+        *out = malloc(sizeof(**out) * (n ? n : 1));
+        if (*out)
+            memcpy(*out, ev, sizeof(**out) * n);
+        *n_out = n;
+    }
+    if (s == SP_OK && !*out)
+        s = sp_set_error(SP_ERR_NOMEM, "trace: out of memory");
+    return s;
+}
+
+/* "CPU 0", or "rank 1 CPU 0" under MPI. */
+static const char *event_worker_name(const sp_trainer_t *t, int rank, int worker)
+{
+    static _Thread_local char name[96];
+    if (!t->mpi)
+        return sp_worker_name(worker);
+    snprintf(name, sizeof(name), "rank %d %s", rank, sp_worker_name(worker));
+    return name;
 }
 
 const char *sp_worker_name(int worker)
@@ -97,14 +142,15 @@ const char *sp_worker_name(int worker)
 
 /* ---- figures ----------------------------------------------------------- */
 
-static int worker_slot(sp_run_stats *st, int w)
+static int worker_slot(sp_run_stats *st, int rank, int w)
 {
     for (int i = 0; i < st->n_workers; i++)
-        if (st->worker[i] == w)
+        if (st->worker[i] == w && st->worker_rank[i] == rank)
             return i;
     if (st->n_workers == SP_STATS_MAX)
         return -1;
     st->worker[st->n_workers] = w;
+    st->worker_rank[st->n_workers] = rank;
     return st->n_workers++;
 }
 
@@ -123,20 +169,29 @@ static int by_time(const void *a, const void *b)
 
 sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *st)
 {
-    const sp_task_event *ev;
+    sp_task_event *ev;
     size_t n;
-    sp_status s = sp_trainer_events(t, &ev, &n);
+    memset(st, 0, sizeof(*st));
+    sp_status s = all_events(t, &ev, &n);
     if (s != SP_OK)
         return s;
-    memset(st, 0, sizeof(*st));
+    if (t->mpi)
+        st->bytes_sent_mpi = sp_mpi_bytes_sent() - t->trace.mpi_bytes_t0;
     long first = -1, last = -1;
     for (size_t i = 0; i < n; i++)
         if (ev[i].step > 0) {
             first = first < 0 || ev[i].step < first ? ev[i].step : first;
             last = ev[i].step > last ? ev[i].step : last;
         }
-    if (first < 0)
-        return sp_set_error(SP_ERR_STATE, "stats: no training step was recorded");
+    if (first < 0) {
+        free(ev);
+        return t->mpi && t->rank != 0 ? SP_OK /* the figures are rank 0's */
+                                      : sp_set_error(SP_ERR_STATE, "stats: no training step was recorded");
+    }
+    if (t->mpi && t->rank != 0) {
+        free(ev);
+        return SP_OK;
+    }
     const long nsteps = last - first + 1;
     double *lo = malloc(sizeof(double) * nsteps), *hi = malloc(sizeof(double) * nsteps);
     double *busy = calloc((size_t)SP_STATS_MAX * nsteps, sizeof(double));
@@ -154,7 +209,7 @@ sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *st)
         long k = ev[i].step - first;
         lo[k] = fmin(lo[k], ev[i].start_us);
         hi[k] = fmax(hi[k], ev[i].end_us);
-        int w = worker_slot(st, ev[i].worker);
+        int w = worker_slot(st, ev[i].rank, ev[i].worker);
         if (w < 0)
             continue;
         busy[(size_t)w * nsteps + k] += ev[i].end_us - ev[i].start_us;
@@ -204,14 +259,14 @@ sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *st)
         st->peak_stash_bytes += (double)peak * t->st[k].stash_floats * sizeof(float);
     }
 
-    /* bytes between memory nodes since the last call (StarPU resets them) */
+    /* bytes between memory nodes since the last call (StarPU resets them; rank 0's node) */
     for (int b = 0; b < starpu_bus_get_count(); b++) {
         struct starpu_profiling_bus_info info;
         if (starpu_bus_get_profiling_info(b, &info) == 0)
             st->bytes_moved += (double)info.transferred_bytes;
     }
 out:
-    free(lo), free(hi), free(busy), free(present), free(edges);
+    free(lo), free(hi), free(busy), free(present), free(edges), free(ev);
     return s;
 }
 
@@ -256,18 +311,14 @@ static sp_status finish_output(FILE *f, char *tmp, const char *path)
 /* The events of steps [first, last], copied (the callers only read them). */
 static sp_status select_events(sp_trainer_t *t, long first, long last, sp_task_event **out, size_t *n_out)
 {
-    const sp_task_event *ev;
-    size_t n;
-    sp_status s = sp_trainer_events(t, &ev, &n);
+    sp_status s = all_events(t, out, n_out);
     if (s != SP_OK)
         return s;
-    *out = malloc(sizeof(**out) * (n ? n : 1));
-    if (!*out)
-        return sp_set_error(SP_ERR_NOMEM, "trace: out of memory");
-    *n_out = 0;
-    for (size_t i = 0; i < n; i++)
-        if (ev[i].step >= first && ev[i].step <= last)
-            (*out)[(*n_out)++] = ev[i];
+    size_t kept = 0;
+    for (size_t i = 0; i < *n_out; i++)
+        if ((*out)[i].step >= first && (*out)[i].step <= last)
+            (*out)[kept++] = (*out)[i];
+    *n_out = kept;
     return SP_OK;
 }
 
@@ -276,29 +327,37 @@ sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path, long first_st
     sp_task_event *ev;
     size_t n;
     sp_status s = select_events(t, first_step, last_step, &ev, &n);
-    if (s != SP_OK)
+    if (s != SP_OK || (t->mpi && t->rank != 0)) { /* rank 0 writes every rank's events */
+        free(ev);
         return s;
+    }
     char *tmp;
     FILE *f;
     if ((s = open_output(path, &f, &tmp)) != SP_OK) {
         free(ev);
         return s;
     }
+    /* one process per rank (pid), one track per worker (tid) */
     fprintf(f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     const unsigned nw = starpu_worker_get_count();
-    for (unsigned w = 0; w < nw; w++)
-        fprintf(f, "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 0, \"tid\": %u, \"args\": {\"name\": \"%s\"}},\n",
-                w, sp_worker_name((int)w));
+    for (int r = 0; r < (t->mpi ? t->nranks : 1); r++) {
+        fprintf(f, "{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": %d, \"args\": {\"name\": \"rank %d\"}},\n", r, r);
+        for (unsigned w = 0; w < nw; w++)
+            fprintf(f, "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": %d, \"tid\": %u, \"args\": {\"name\": \"%s\"}},\n",
+                    r, w, event_worker_name(t, r, (int)w));
+    }
     for (size_t i = 0; i < n; i++)
         fprintf(f,
-                "{\"name\": \"%s\", \"cat\": \"%c\", \"ph\": \"X\", \"pid\": 0, \"tid\": %d, \"ts\": %.3f, "
+                "{\"name\": \"%s\", \"cat\": \"%c\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, \"ts\": %.3f, "
                 "\"dur\": %.3f, \"args\": {\"stage\": %d, \"microbatch\": %d, \"step\": %ld}}%s\n",
-                ev[i].name, ev[i].pass, ev[i].worker, ev[i].start_us, ev[i].end_us - ev[i].start_us,
+                ev[i].name, ev[i].pass, ev[i].rank, ev[i].worker, ev[i].start_us, ev[i].end_us - ev[i].start_us,
                 ev[i].stage, ev[i].microbatch, ev[i].step, i + 1 < n ? "," : "");
     fprintf(f, "]}\n");
     free(ev);
     return finish_output(f, tmp, path);
 }
+
+static int row_key(const sp_task_event *e) { return e->rank * STARPU_NMAXWORKERS + e->worker; }
 
 /* Micro-batch m gets hue 360·m/M; F light, B (or the input half) full, W dark. */
 static void task_colour(const sp_task_event *e, int M, char *out, size_t cap)
@@ -317,16 +376,19 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step,
     sp_task_event *ev;
     size_t n;
     sp_status s = select_events(t, first_step, last_step, &ev, &n);
-    if (s != SP_OK)
+    if (s != SP_OK || (t->mpi && t->rank != 0)) { /* rank 0 draws every rank's events */
+        free(ev);
         return s;
-    int rows[STARPU_NMAXWORKERS], nrows = 0;
+    }
+    /* one row per (rank, worker), keyed rank·STARPU_NMAXWORKERS + worker */
+    int rows[SP_STATS_MAX], nrows = 0;
     double t_lo = INFINITY, t_hi = -INFINITY;
     for (size_t i = 0; i < n; i++) {
         int found = 0;
         for (int r = 0; r < nrows; r++)
-            found |= rows[r] == ev[i].worker;
-        if (!found && nrows < STARPU_NMAXWORKERS)
-            rows[nrows++] = ev[i].worker;
+            found |= rows[r] == row_key(&ev[i]);
+        if (!found && nrows < SP_STATS_MAX)
+            rows[nrows++] = row_key(&ev[i]);
         t_lo = fmin(t_lo, ev[i].start_us);
         t_hi = fmax(t_hi, ev[i].end_us);
     }
@@ -339,7 +401,7 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step,
             }
     if (!n)
         t_lo = 0, t_hi = 1;
-    const double left = 110, width = 1200, row_h = 28, top = 40;
+    const double left = 130, width = 1200, row_h = 28, top = 40;
     const double span = t_hi > t_lo ? t_hi - t_lo : 1;
     const double height = top + row_h * nrows + 50;
     char *tmp;
@@ -360,13 +422,14 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step,
             sp_schedule_name(t->schedule), t->K, t->M, t->sched_name, span / 1000.0);
     for (int r = 0; r < nrows; r++) {
         double y = top + r * row_h;
-        fprintf(f, "<text x=\"10\" y=\"%.1f\">%s</text>\n", y + row_h * 0.6, sp_worker_name(rows[r]));
+        fprintf(f, "<text x=\"10\" y=\"%.1f\">%s</text>\n", y + row_h * 0.6,
+                event_worker_name(t, rows[r] / STARPU_NMAXWORKERS, rows[r] % STARPU_NMAXWORKERS));
         fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#f4f4f4\"/>\n", left, y + 2,
                 width, row_h - 4);
     }
     for (size_t i = 0; i < n; i++) {
         int r = 0;
-        while (r < nrows && rows[r] != ev[i].worker)
+        while (r < nrows && rows[r] != row_key(&ev[i]))
             r++;
         double x = left + (ev[i].start_us - t_lo) / span * width;
         double w = (ev[i].end_us - ev[i].start_us) / span * width;

@@ -12,6 +12,7 @@
  * itself (the codelets do) and creates no task (schedule.c does).
  */
 #include "engine.h"
+#include "sp_mpi.h"
 
 #include <errno.h>
 #include <math.h>
@@ -186,6 +187,19 @@ static sp_status alloc_host(void **p, size_t bytes, const char *what)
     return SP_OK;
 }
 
+/* Registers a vector: on its host buffer where this rank owns it (or
+ * without MPI), without a home elsewhere (StarPU allocates it where it is
+ * needed); under MPI also with its tag and owning rank. */
+static void reg(sp_trainer_t *t, starpu_data_handle_t *h, int owner, void *host, uint32_t n, size_t elem)
+{
+    if (host && (!t->mpi || owner == t->rank))
+        starpu_vector_data_register(h, STARPU_MAIN_RAM, (uintptr_t)host, n, elem);
+    else
+        starpu_vector_data_register(h, -1, 0, n, elem);
+    if (t->mpi)
+        sp_mpi_register(*h, t->next_tag++, owner);
+}
+
 static sp_status register_data(sp_trainer_t *t, uint64_t seed)
 {
     const sp_graph_t *g = t->g;
@@ -193,59 +207,60 @@ static sp_status register_data(sp_trainer_t *t, uint64_t seed)
     sp_status s;
     for (int k = 0; k < K; k++) {
         struct sp_stage_plan *sp = &t->st[k];
+        const int owner = STAGE_RANK(t, k);
         /* StarPU cannot register an empty vector: a stage of parameter-free
          * ops keeps one unused float (and gets no optimizer task). */
         long n = sp->desc.nparams ? sp->desc.nparams : 1;
         sp->opt_len = t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 * n : n;
-        if ((s = alloc_host((void **)&sp->params, sizeof(float) * n, "parameters")) ||
-            (s = alloc_host((void **)&sp->dparams, sizeof(float) * n, "gradients")) ||
-            (s = alloc_host((void **)&sp->opt, sizeof(float) * sp->opt_len, "optimizer state")))
-            return s;
-        long off = 0;
-        for (int i = sp->first_op; i < sp->end_op; i++) {
-            sp_graph_init_op_params(g, i, seed, sp->params + off);
-            off += g->ops[i].nparams;
+        if (OWNS(t, k)) { /* only the owner holds and initialises a stage's parameters */
+            if ((s = alloc_host((void **)&sp->params, sizeof(float) * n, "parameters")) ||
+                (s = alloc_host((void **)&sp->dparams, sizeof(float) * n, "gradients")) ||
+                (s = alloc_host((void **)&sp->opt, sizeof(float) * sp->opt_len, "optimizer state")))
+                return s;
+            long off = 0;
+            for (int i = sp->first_op; i < sp->end_op; i++) {
+                sp_graph_init_op_params(g, i, seed, sp->params + off);
+                off += g->ops[i].nparams;
+            }
         }
-        starpu_vector_data_register(&sp->params_h, STARPU_MAIN_RAM, (uintptr_t)sp->params, (uint32_t)n, sizeof(float));
-        starpu_vector_data_register(&sp->dparams_h, STARPU_MAIN_RAM, (uintptr_t)sp->dparams, (uint32_t)n, sizeof(float));
-        starpu_vector_data_register(&sp->opt_h, STARPU_MAIN_RAM, (uintptr_t)sp->opt, (uint32_t)sp->opt_len, sizeof(float));
-        /* buffers without a home: StarPU allocates them where they are written */
+        reg(t, &sp->params_h, owner, sp->params, (uint32_t)n, sizeof(float));
+        reg(t, &sp->dparams_h, owner, sp->dparams, (uint32_t)n, sizeof(float));
+        reg(t, &sp->opt_h, owner, sp->opt, (uint32_t)sp->opt_len, sizeof(float));
         const uint32_t full = (uint32_t)(t->rows * sp->desc.stash_cols);
         const uint32_t work = t->recompute ? 2 * full : full; /* gradients [+ recomputed activations] */
-        starpu_vector_data_register(&sp->bwd_work_h, -1, 0, work, sizeof(float));
+        reg(t, &sp->bwd_work_h, owner, NULL, work, sizeof(float));
         if (t->recompute)
-            starpu_vector_data_register(&sp->fwd_work_h, -1, 0, full, sizeof(float));
+            reg(t, &sp->fwd_work_h, owner, NULL, full, sizeof(float));
         sp->stash = calloc((size_t)sp->n_stash, sizeof(*sp->stash));
         if (t->schedule == SP_SCHEDULE_ZB)
             sp->gstash = calloc((size_t)sp->n_stash, sizeof(*sp->gstash));
         if (!sp->stash || (t->schedule == SP_SCHEDULE_ZB && !sp->gstash))
             return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
         for (int w = 0; w < sp->n_stash; w++) {
-            starpu_vector_data_register(&sp->stash[w], -1, 0, (uint32_t)sp->stash_floats, sizeof(float));
+            reg(t, &sp->stash[w], owner, NULL, (uint32_t)sp->stash_floats, sizeof(float));
             if (sp->gstash)
-                starpu_vector_data_register(&sp->gstash[w], -1, 0, work, sizeof(float));
+                reg(t, &sp->gstash[w], owner, NULL, work, sizeof(float));
         }
     }
     const int in_cols = g->tensors[g->input].cols;
     const struct sp_op_info *loss = &sp_op_table[g->loss_type];
     const long n_target = loss->target_per_col ? t->rows * g->tensors[g->loss_in].cols : t->rows;
+    const int first = STAGE_RANK(t, 0), last = STAGE_RANK(t, K - 1);
     t->target_bytes = (size_t)n_target * loss->target_elem;
     for (int m = 0; m < M; m++) {
-        if ((s = alloc_host((void **)&t->x_host[m], sizeof(float) * t->rows * in_cols, "inputs")) ||
-            (s = alloc_host(&t->t_host[m], t->target_bytes, "targets")))
+        if ((OWNS(t, 0) && (s = alloc_host((void **)&t->x_host[m], sizeof(float) * t->rows * in_cols, "inputs"))) ||
+            (OWNS(t, K - 1) && (s = alloc_host(&t->t_host[m], t->target_bytes, "targets"))))
             return s;
-        starpu_vector_data_register(&t->act[m], STARPU_MAIN_RAM, (uintptr_t)t->x_host[m],
-                                    (uint32_t)(t->rows * in_cols), sizeof(float));
-        starpu_vector_data_register(&t->target[m], STARPU_MAIN_RAM, (uintptr_t)t->t_host[m],
-                                    (uint32_t)n_target, loss->target_elem);
-        for (int b = 1; b <= K; b++) {
+        reg(t, &t->act[m], first, t->x_host[m], (uint32_t)(t->rows * in_cols), sizeof(float));
+        reg(t, &t->target[m], last, t->t_host[m], (uint32_t)n_target, loss->target_elem);
+        for (int b = 1; b <= K; b++) { /* act(b) and grad(b) are written by stage b−1 and b */
             uint32_t nx = (uint32_t)(t->rows * t->act_cols[b]);
-            starpu_vector_data_register(&t->act[b * M + m], -1, 0, nx, sizeof(float));
-            starpu_vector_data_register(&t->grad[b * M + m], -1, 0, nx, sizeof(float));
+            reg(t, &t->act[b * M + m], STAGE_RANK(t, b - 1), NULL, nx, sizeof(float));
+            reg(t, &t->grad[b * M + m], STAGE_RANK(t, b < K ? b : K - 1), NULL, nx, sizeof(float));
         }
     }
-    starpu_vector_data_register(&t->loss_h, STARPU_MAIN_RAM, (uintptr_t)&t->loss_sum, 1, sizeof(double));
-    starpu_vector_data_register(&t->eval_h, STARPU_MAIN_RAM, (uintptr_t)t->eval_acc, 2, sizeof(double));
+    reg(t, &t->loss_h, last, &t->loss_sum, 1, sizeof(double));
+    reg(t, &t->eval_h, last, t->eval_acc, 2, sizeof(double));
     return SP_OK;
 }
 
@@ -292,7 +307,7 @@ static void free_plan(sp_trainer_t *t)
         free(sp->stash), free(sp->gstash), free(sp->workerids);
     }
     free(t->st), free(t->act_cols), free(t->act), free(t->grad), free(t->target);
-    free(t->x_host), free(t->t_host), free(t->tags);
+    free(t->x_host), free(t->t_host), free(t->tags), free(t->stage_rank);
     sp_trace_destroy(&t->trace);
     free(t);
 }
@@ -321,7 +336,7 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
         if (e && (env_sched = strdup(e)) != NULL)
             unsetenv("STARPU_SCHED");
     }
-    int ret = starpu_init(&conf);
+    int ret = t->mpi ? sp_mpi_starpu_init(&conf, o->profile) : starpu_init(&conf);
     if (env_sched) {
         setenv("STARPU_SCHED", env_sched, 1);
         free(env_sched);
@@ -338,7 +353,10 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
     t->prio_weight = clamp_prio(-1);
     if (o->profile && starpu_profiling_status_set(STARPU_PROFILING_ENABLE) < 0)
         return sp_set_error(SP_ERR_STARPU, "trainer: cannot enable StarPU's profiling");
-    t->trace.t0_us = starpu_timing_now(); /* StarPU's clock is set up by starpu_init */
+    /* StarPU's clock is set up by starpu_init; under MPI every rank measures
+     * from rank 0's start (one machine shares its monotonic clock) */
+    t->trace.t0_us = t->mpi ? sp_mpi_bcast_double(starpu_timing_now(), 0) : starpu_timing_now();
+    t->trace.rank = t->rank;
     return SP_OK;
 }
 
@@ -431,6 +449,66 @@ static sp_status place_stages(sp_trainer_t *t, const sp_train_opts *o)
     return SP_OK;
 }
 
+static void mix(uint64_t *h, uint64_t v)
+{
+    for (int i = 0; i < 8; i++, v >>= 8)
+        *h = (*h ^ (v & 0xff)) * 0x100000001b3ULL; /* FNV-1a */
+}
+
+static uint64_t float_bits(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, sizeof(b));
+    return b;
+}
+
+/* A hash of everything every rank must agree on: options, cut, graph. */
+static uint64_t run_fingerprint(const sp_trainer_t *t, const sp_train_opts *o, const int *starts)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const uint64_t fields[] = {(uint64_t)t->K, (uint64_t)t->M, (uint64_t)o->batch, (uint64_t)o->schedule,
+                               (uint64_t)o->chunks_per_worker, (uint64_t)o->recompute, (uint64_t)o->placement,
+                               o->seed, (uint64_t)o->optimizer.type, (uint64_t)o->profile,
+                               float_bits(o->optimizer.lr), float_bits(o->optimizer.momentum),
+                               float_bits(o->optimizer.weight_decay)};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++)
+        mix(&h, fields[i]);
+    for (int k = 0; k < t->K; k++) {
+        mix(&h, (uint64_t)starts[k]);
+        mix(&h, (uint64_t)t->stage_rank[k]);
+    }
+    for (int i = 0; i < t->g->n_ops; i++) {
+        mix(&h, (uint64_t)t->g->ops[i].type);
+        mix(&h, (uint64_t)t->g->ops[i].in_cols);
+        mix(&h, (uint64_t)t->g->ops[i].out_cols);
+    }
+    return h;
+}
+
+/* Under MPI: this rank, the stage → rank map, and the ranks' agreement. */
+static sp_status setup_ranks(sp_trainer_t *t, const sp_train_opts *o, const int *starts)
+{
+    if (!sp_mpi_ready())
+        return sp_set_error(SP_ERR_STATE, "trainer: MPI is not initialised (call sp_mpi_init first)");
+    t->mpi = 1;
+    t->rank = sp_mpi_rank();
+    t->nranks = sp_mpi_size();
+    t->stage_rank = malloc(sizeof(int) * (size_t)t->K);
+    if (!t->stage_rank)
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+    for (int k = 0; k < t->K; k++) {
+        t->stage_rank[k] = o->stage_ranks ? o->stage_ranks[k] : (int)((long)k * t->nranks / t->K);
+        if (t->stage_rank[k] < 0 || t->stage_rank[k] >= t->nranks)
+            return sp_set_error(SP_ERR_INVALID_ARG, "trainer: stage %d is mapped to rank %d but there are %d ranks",
+                                k, t->stage_rank[k], t->nranks);
+    }
+    if (!sp_mpi_all_equal(run_fingerprint(t, o, starts)))
+        return sp_set_error(SP_ERR_INVALID_ARG,
+                            "trainer: the ranks were given different options or graphs (every rank must make "
+                            "the same calls with the same options)");
+    return SP_OK;
+}
+
 sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t **out)
 {
     sp_clear_error();
@@ -482,9 +560,16 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
         s = sp_plan_stages(t, starts);
     if (s == SP_OK)
         s = sp_plan_tags(t);
+    if (s == SP_OK && o->mpi)
+        s = setup_ranks(t, o, starts);
     free(starts);
     if (s == SP_OK)
         s = start_starpu(t, o);
+    /* under MPI a rank that could not start makes every rank fail, not hang */
+    if (t->mpi && sp_mpi_max_int(s != SP_OK) && s == SP_OK) {
+        sp_mpi_starpu_shutdown();
+        s = sp_set_error(SP_ERR_STARPU, "trainer: another rank could not start (see its message)");
+    }
     if (s != SP_OK) {
         free_plan(t);
         return s;
@@ -498,21 +583,34 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     return SP_OK;
 }
 
-/* Copies n bytes into (to_handle) or out of a handle's host copy, holding it
- * with the matching access mode: the copy waits, by data, for the tasks that
- * use the handle before it. */
-static sp_status host_copy(starpu_data_handle_t h, void *host, void *other, size_t n, int to_handle,
-                           const char *what)
+/* Copies n bytes into a handle's main-memory copy (to_handle) or out of it,
+ * holding the handle with the matching access mode: the copy waits, by data,
+ * for the tasks that use the handle before it. Under MPI a read first brings
+ * the current value to every rank. */
+static sp_status handle_copy(sp_trainer_t *t, starpu_data_handle_t h, void *other, size_t n, int to_handle,
+                             const char *what)
 {
+    if (t->mpi && !to_handle)
+        sp_mpi_fetch_everywhere(h);
     int ret = starpu_data_acquire(h, to_handle ? STARPU_W : STARPU_R);
     if (ret != 0)
         return sp_set_error(SP_ERR_STARPU, "%s: starpu_data_acquire failed (%d)", what, ret);
+    void *local = (void *)starpu_vector_get_local_ptr(h);
     if (to_handle)
-        memcpy(host, other, n);
+        memcpy(local, other, n);
     else
-        memcpy(other, host, n);
+        memcpy(other, local, n);
     starpu_data_release(h);
     return SP_OK;
+}
+
+/* Under MPI every rank must take the same branch: a failure anywhere is a
+ * failure everywhere (with this rank's own message where it has one). */
+static sp_status agree(const sp_trainer_t *t, sp_status s, const char *what)
+{
+    if (!t->mpi || !sp_mpi_max_int(s != SP_OK) || s != SP_OK)
+        return s;
+    return sp_set_error(SP_ERR_INVALID_ARG, "%s: another rank refused it (see its message)", what);
 }
 
 static sp_status check_targets(const sp_trainer_t *t, const void *targets, long n)
@@ -528,26 +626,37 @@ static sp_status check_targets(const sp_trainer_t *t, const void *targets, long 
     return SP_OK;
 }
 
+/* The data a step or an evaluation needs from the caller on this rank:
+ * inputs where stage 0 lives, targets where stage K−1 lives. */
+static sp_status check_batch(sp_trainer_t *t, const float *x, const void *targets, long n, const char *what)
+{
+    sp_status s = SP_OK;
+    if (t->broken)
+        s = sp_set_error(SP_ERR_STATE, "%s: an earlier submission failed; destroy this trainer", what);
+    else if ((OWNS(t, 0) && !x) || (OWNS(t, t->K - 1) && !targets))
+        s = sp_set_error(SP_ERR_INVALID_ARG, "%s: NULL inputs or targets", what);
+    else if (OWNS(t, t->K - 1))
+        s = check_targets(t, targets, n);
+    return agree(t, s, what);
+}
+
 sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, float *loss)
 {
     sp_clear_error();
-    if (!t || !x || !targets)
-        return sp_set_error(SP_ERR_INVALID_ARG, "step: NULL argument");
-    if (t->broken)
-        return sp_set_error(SP_ERR_STATE, "step: an earlier submission failed; destroy this trainer");
-    sp_status s = check_targets(t, targets, t->batch);
+    if (!t)
+        return sp_set_error(SP_ERR_INVALID_ARG, "step: NULL trainer");
+    sp_status s = check_batch(t, x, targets, t->batch, "step");
     if (s != SP_OK)
         return s;
     const sp_graph_t *g = t->g;
-    const int M = t->M;
     const size_t x_bytes = sizeof(float) * t->rows * g->tensors[g->input].cols;
     /* Writing into the micro-batch buffers waits (by data) until the last
      * step's first stage has read them. */
-    for (int m = 0; m < M && s == SP_OK; m++) {
-        s = host_copy(ACT(t, 0, m), t->x_host[m], (char *)x + m * x_bytes, x_bytes, 1, "step");
-        if (s == SP_OK)
-            s = host_copy(t->target[m], t->t_host[m], (char *)targets + m * t->target_bytes,
-                          t->target_bytes, 1, "step");
+    for (int m = 0; m < t->M && s == SP_OK; m++) {
+        if (OWNS(t, 0))
+            s = handle_copy(t, ACT(t, 0, m), (char *)x + m * x_bytes, x_bytes, 1, "step");
+        if (s == SP_OK && OWNS(t, t->K - 1))
+            s = handle_copy(t, t->target[m], (char *)targets + m * t->target_bytes, t->target_bytes, 1, "step");
     }
     if (s != SP_OK)
         return s;
@@ -556,21 +665,33 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
     if (s != SP_OK)
         return s;
     double l;
-    s = host_copy(t->loss_h, &t->loss_sum, &l, sizeof(l), 0, "step");
+    s = handle_copy(t, t->loss_h, &l, sizeof(l), 0, "step");
     if (s == SP_OK && loss)
         *loss = (float)l;
     return s;
+}
+
+/* Copies rows [first, first + valid) into a micro-batch buffer, zero-padded. */
+static sp_status fill_chunk(sp_trainer_t *t, starpu_data_handle_t h, const void *src, size_t row_bytes, long first,
+                            long valid)
+{
+    int ret = starpu_data_acquire(h, STARPU_W);
+    if (ret != 0)
+        return sp_set_error(SP_ERR_STARPU, "evaluate: starpu_data_acquire failed (%d)", ret);
+    char *local = (char *)starpu_vector_get_local_ptr(h);
+    memcpy(local, (const char *)src + first * row_bytes, valid * row_bytes);
+    memset(local + valid * row_bytes, 0, (t->rows - valid) * row_bytes);
+    starpu_data_release(h);
+    return SP_OK;
 }
 
 sp_status sp_trainer_evaluate(sp_trainer_t *t, const float *x, const void *targets, long n,
                               double *mean_loss, long *correct)
 {
     sp_clear_error();
-    if (!t || !x || !targets || n < 1)
-        return sp_set_error(SP_ERR_INVALID_ARG, "evaluate: NULL argument or no samples");
-    if (t->broken)
-        return sp_set_error(SP_ERR_STATE, "evaluate: an earlier submission failed; destroy this trainer");
-    sp_status s = check_targets(t, targets, n);
+    if (!t || n < 1)
+        return sp_set_error(SP_ERR_INVALID_ARG, "evaluate: NULL trainer or no samples");
+    sp_status s = check_batch(t, x, targets, n, "evaluate");
     if (s != SP_OK)
         return s;
     const sp_graph_t *g = t->g;
@@ -582,24 +703,17 @@ sp_status sp_trainer_evaluate(sp_trainer_t *t, const float *x, const void *targe
         const long first_row = c * t->rows;
         const long valid = n - first_row < t->rows ? n - first_row : t->rows;
         /* the last chunk is padded with zeros (label 0) and masked by `valid` */
-        int ret = starpu_data_acquire(ACT(t, 0, m), STARPU_W);
-        if (ret == 0) {
-            memcpy(t->x_host[m], (const char *)x + first_row * x_row, valid * x_row);
-            memset((char *)t->x_host[m] + valid * x_row, 0, (t->rows - valid) * x_row);
-            starpu_data_release(ACT(t, 0, m));
-            ret = starpu_data_acquire(t->target[m], STARPU_W);
-        }
-        if (ret != 0)
-            return sp_set_error(SP_ERR_STARPU, "evaluate: starpu_data_acquire failed (%d)", ret);
-        memcpy(t->t_host[m], (const char *)targets + first_row * t_row, valid * t_row);
-        memset((char *)t->t_host[m] + valid * t_row, 0, (t->rows - valid) * t_row);
-        starpu_data_release(t->target[m]);
-        s = sp_submit_eval_chunk(t, m, valid, n, c == 0);
+        if (OWNS(t, 0))
+            s = fill_chunk(t, ACT(t, 0, m), x, x_row, first_row, valid);
+        if (s == SP_OK && OWNS(t, t->K - 1))
+            s = fill_chunk(t, t->target[m], targets, t_row, first_row, valid);
+        if (s == SP_OK)
+            s = sp_submit_eval_chunk(t, m, valid, n, c == 0);
     }
     if (s != SP_OK)
         return s;
     double acc[2];
-    s = host_copy(t->eval_h, t->eval_acc, acc, sizeof(acc), 0, "evaluate");
+    s = handle_copy(t, t->eval_h, acc, sizeof(acc), 0, "evaluate");
     if (s == SP_OK) {
         if (mean_loss)
             *mean_loss = acc[0];
@@ -614,8 +728,45 @@ sp_status sp_trainer_wait(sp_trainer_t *t)
     sp_clear_error();
     if (!t)
         return sp_set_error(SP_ERR_INVALID_ARG, "wait: NULL trainer");
-    if (starpu_task_wait_for_all() != 0)
-        return sp_set_error(SP_ERR_STARPU, "wait: starpu_task_wait_for_all failed");
+    if ((t->mpi ? sp_mpi_wait_for_all() : starpu_task_wait_for_all()) != 0)
+        return sp_set_error(SP_ERR_STARPU, "wait: waiting for the tasks failed");
+    return SP_OK;
+}
+
+/* Parameters (part 0) or optimizer state parts (1, 2) of every stage, in
+ * graph order, to or from `all` (parts of `total` floats one after the
+ * other). Reading brings every stage's values to this rank; writing changes
+ * only the stages this rank owns (every rank passes the same values). */
+static sp_status stage_blocks(sp_trainer_t *t, float *all, int opt, int to_trainer, const char *what)
+{
+    const int parts = opt ? (t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 : 1) : 1;
+    const size_t total = sp_graph_param_count(t->g);
+    size_t off = 0;
+    for (int k = 0; k < t->K; k++) {
+        struct sp_stage_plan *sp = &t->st[k];
+        const size_t n = (size_t)sp->desc.nparams;
+        starpu_data_handle_t h = opt ? sp->opt_h : sp->params_h;
+        if (to_trainer && !OWNS(t, k)) {
+            off += n;
+            continue;
+        }
+        if (t->mpi && !to_trainer)
+            sp_mpi_fetch_everywhere(h);
+        int ret = starpu_data_acquire(h, to_trainer ? STARPU_W : STARPU_R);
+        if (ret != 0)
+            return sp_set_error(SP_ERR_STARPU, "%s: starpu_data_acquire failed (%d)", what, ret);
+        float *local = (float *)starpu_vector_get_local_ptr(h);
+        /* a stage's optimizer block is [m (n), v (n)] for AdamW */
+        for (int p = 0; p < parts; p++) {
+            float *stage = local + p * n, *g = all + p * total + off;
+            if (to_trainer)
+                memcpy(stage, g, sizeof(float) * n);
+            else
+                memcpy(g, stage, sizeof(float) * n);
+        }
+        starpu_data_release(h);
+        off += n;
+    }
     return SP_OK;
 }
 
@@ -624,16 +775,7 @@ sp_status sp_trainer_get_params(sp_trainer_t *t, float *dst)
     sp_clear_error();
     if (!t || !dst)
         return sp_set_error(SP_ERR_INVALID_ARG, "get_params: NULL argument");
-    size_t off = 0;
-    for (int k = 0; k < t->K; k++) {
-        struct sp_stage_plan *sp = &t->st[k];
-        sp_status s = host_copy(sp->params_h, sp->params, dst + off, sizeof(float) * sp->desc.nparams, 0,
-                                "get_params");
-        if (s != SP_OK)
-            return s;
-        off += (size_t)sp->desc.nparams;
-    }
-    return SP_OK;
+    return stage_blocks(t, dst, 0, 0, "get_params");
 }
 
 sp_status sp_trainer_set_params(sp_trainer_t *t, const float *src)
@@ -641,16 +783,7 @@ sp_status sp_trainer_set_params(sp_trainer_t *t, const float *src)
     sp_clear_error();
     if (!t || !src)
         return sp_set_error(SP_ERR_INVALID_ARG, "set_params: NULL argument");
-    size_t off = 0;
-    for (int k = 0; k < t->K; k++) {
-        struct sp_stage_plan *sp = &t->st[k];
-        sp_status s = host_copy(sp->params_h, sp->params, (float *)src + off,
-                                sizeof(float) * sp->desc.nparams, 1, "set_params");
-        if (s != SP_OK)
-            return s;
-        off += (size_t)sp->desc.nparams;
-    }
-    return SP_OK;
+    return stage_blocks(t, (float *)src, 0, 1, "set_params");
 }
 
 size_t sp_trainer_opt_state_count(const sp_trainer_t *t)
@@ -660,38 +793,12 @@ size_t sp_trainer_opt_state_count(const sp_trainer_t *t)
     return sp_graph_param_count(t->g) * (t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 : 1);
 }
 
-/* A stage's state is [m (n), v (n)] for AdamW; the graph-order vector is
- * every stage's m, then every stage's v. */
-static sp_status opt_state_copy(sp_trainer_t *t, float *graph_order, int to_trainer)
-{
-    const int parts = t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 : 1;
-    const size_t total = sp_graph_param_count(t->g);
-    size_t off = 0;
-    for (int k = 0; k < t->K; k++) {
-        struct sp_stage_plan *sp = &t->st[k];
-        const size_t n = (size_t)sp->desc.nparams;
-        int ret = starpu_data_acquire(sp->opt_h, to_trainer ? STARPU_W : STARPU_R);
-        if (ret != 0)
-            return sp_set_error(SP_ERR_STARPU, "optimizer state: starpu_data_acquire failed (%d)", ret);
-        for (int p = 0; p < parts; p++) {
-            float *stage = sp->opt + p * n, *all = graph_order + p * total + off;
-            if (to_trainer)
-                memcpy(stage, all, sizeof(float) * n);
-            else
-                memcpy(all, stage, sizeof(float) * n);
-        }
-        starpu_data_release(sp->opt_h);
-        off += n;
-    }
-    return SP_OK;
-}
-
 sp_status sp_trainer_get_opt_state(sp_trainer_t *t, float *dst)
 {
     sp_clear_error();
     if (!t || !dst)
         return sp_set_error(SP_ERR_INVALID_ARG, "get_opt_state: NULL argument");
-    return opt_state_copy(t, dst, 0);
+    return stage_blocks(t, dst, 1, 0, "optimizer state");
 }
 
 sp_status sp_trainer_set_opt_state(sp_trainer_t *t, const float *src)
@@ -699,7 +806,7 @@ sp_status sp_trainer_set_opt_state(sp_trainer_t *t, const float *src)
     sp_clear_error();
     if (!t || !src)
         return sp_set_error(SP_ERR_INVALID_ARG, "set_opt_state: NULL argument");
-    return opt_state_copy(t, (float *)src, 1);
+    return stage_blocks(t, (float *)src, 1, 1, "optimizer state");
 }
 
 sp_status sp_trainer_set_lr(sp_trainer_t *t, float lr)
@@ -728,21 +835,20 @@ sp_status sp_trainer_params_checksum(sp_trainer_t *t, uint64_t *checksum)
     sp_clear_error();
     if (!t || !checksum)
         return sp_set_error(SP_ERR_INVALID_ARG, "checksum: NULL argument");
+    size_t n = sp_graph_param_count(t->g);
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    if (!p)
+        return sp_set_error(SP_ERR_NOMEM, "checksum: out of memory");
+    sp_status s = sp_trainer_get_params(t, p);
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a 64 */
-    for (int k = 0; k < t->K; k++) {
-        struct sp_stage_plan *sp = &t->st[k];
-        int ret = starpu_data_acquire(sp->params_h, STARPU_R);
-        if (ret != 0)
-            return sp_set_error(SP_ERR_STARPU, "checksum: starpu_data_acquire failed (%d)", ret);
-        const unsigned char *b = (const unsigned char *)sp->params;
-        for (size_t i = 0; i < sizeof(float) * (size_t)sp->desc.nparams; i++) {
-            h ^= b[i];
-            h *= 0x100000001b3ULL;
-        }
-        starpu_data_release(sp->params_h);
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; s == SP_OK && i < sizeof(float) * n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
     }
+    free(p);
     *checksum = h;
-    return SP_OK;
+    return s;
 }
 
 sp_status sp_trainer_stage_starts(const sp_trainer_t *t, int *starts)
@@ -760,12 +866,17 @@ const sp_graph_t *sp_trainer_graph(const sp_trainer_t *t) { return t ? t->g : NU
 sp_optimizer_type sp_trainer_optimizer(const sp_trainer_t *t) { return t ? t->optimizer.type : SP_OPTIMIZER_SGD; }
 const char *sp_trainer_sched_name(const sp_trainer_t *t) { return t ? t->sched_name : ""; }
 int sp_trainer_worker_count(const sp_trainer_t *t) { return t ? t->nworkers : 0; }
+int sp_trainer_needs_inputs(const sp_trainer_t *t) { return t && OWNS(t, 0); }
+int sp_trainer_needs_targets(const sp_trainer_t *t) { return t && OWNS(t, t->K - 1); }
 
 void sp_trainer_destroy(sp_trainer_t *t)
 {
     if (!t)
         return;
-    starpu_task_wait_for_all();
+    if (t->mpi)
+        sp_mpi_wait_for_all();
+    else
+        starpu_task_wait_for_all();
     unregister_all(t);
     for (int k = 0; t->st && k < t->K; k++) {
         free(t->st[k].params);
@@ -776,7 +887,10 @@ void sp_trainer_destroy(sp_trainer_t *t)
         free(t->x_host[m]);
         free(t->t_host[m]);
     }
-    starpu_shutdown();
+    if (t->mpi)
+        sp_mpi_starpu_shutdown();
+    else
+        starpu_shutdown();
     trainer_alive = 0;
     free_plan(t);
 }

@@ -169,3 +169,19 @@ void sp_dataset_destroy(sp_dataset *d)
     free(d->label);
     memset(d, 0, sizeof(*d));
 }
+
+sp_status sp_fashion_mnist_count(const char *dir, int train, int *n)
+{
+    char images[4096];
+    snprintf(images, sizeof(images), "%s/%s-images-idx3-ubyte.gz", dir, train ? "train" : "t10k");
+    uint32_t dims[3];
+    gzFile f;
+    sp_status s = open_idx(images, 3, dims, &f);
+    if (s != SP_OK)
+        return s;
+    gzclose(f);
+    if (dims[0] < 1 || dims[0] > IDX_MAX_ITEMS)
+        return sp_set_error(SP_ERR_IO, "%s: header says %u images", images, dims[0]);
+    *n = (int)dims[0];
+    return SP_OK;
+}

@@ -39,6 +39,8 @@ sp_status sp_idx_load(const char *images_path, const char *labels_path, int clas
 /* Fashion-MNIST from dir (train: the 60,000 training images, else the
  * 10,000 test images), named as Debian's dataset-fashion-mnist installs them. */
 sp_status sp_fashion_mnist_load(const char *dir, int train, sp_dataset *d);
+/* Only the number of images, from the header (ranks that hold no data). */
+sp_status sp_fashion_mnist_count(const char *dir, int train, int *n);
 void sp_dataset_destroy(sp_dataset *d);
 
 #define SP_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"

@@ -49,6 +49,9 @@ struct args {
     int cosine; /* learning rate: cosine decay to 0 over the run, else constant */
     const char *trace;
     long trace_steps;
+    int stage_ranks[4096];
+    int n_stage_ranks;
+    int print; /* this process prints results (rank 0 under MPI) */
     int json, quiet;
     int set_hidden, set_activation, set_inputs, set_classes, set_batch, set_seed, set_data;
     sp_train_opts o;
@@ -91,6 +94,9 @@ static void usage(FILE *f)
             "  --sched NAME          StarPU scheduling policy (default: STARPU_SCHED, else StarPU's lws);\n"
             "                        one of: %s\n"
             "  --cpus N              CPU workers (default: one per core)\n"
+            "several processes (StarPU-MPI; run under mpirun):\n"
+            "  --mpi                 one StarPU process per rank; stage s lives on rank s*R/K\n"
+            "  --stage-ranks LIST    the rank of each stage instead\n"
             "training:\n"
             "  --steps N             stop after N steps in all (default 20 for synthetic data, none for fashion-mnist)\n"
             "  --epochs N            stop after N passes over the data (default %d for fashion-mnist, none for synthetic)\n"
@@ -130,7 +136,7 @@ enum {
     OPT_CUTS, OPT_MICRO, OPT_BATCH, OPT_PLACEMENT, OPT_SCHED, OPT_CPUS, OPT_STEPS, OPT_WARMUP,
     OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SEED, OPT_JSON, OPT_QUIET, OPT_DATA,
     OPT_DATA_DIR, OPT_EPOCHS, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOAD, OPT_LR_SCHEDULE,
-    OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS,
+    OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS, OPT_MPI, OPT_STAGE_RANKS,
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -154,6 +160,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
         {"trace", required_argument, 0, OPT_TRACE},
         {"trace-steps", required_argument, 0, OPT_TRACE_STEPS},
+        {"mpi", no_argument, 0, OPT_MPI},
+        {"stage-ranks", required_argument, 0, OPT_STAGE_RANKS},
         {"sched", required_argument, 0, OPT_SCHED},
         {"cpus", required_argument, 0, OPT_CPUS},
         {"steps", required_argument, 0, OPT_STEPS},
@@ -242,6 +250,10 @@ static int parse_args(int argc, char **argv, struct args *a)
         case OPT_RECOMPUTE: a->o.recompute = 1; break;
         case OPT_TRACE: a->trace = optarg; a->o.profile = 1; break;
         case OPT_TRACE_STEPS: bad = parse_long("--trace-steps", optarg, 1, LONG_MAX, &a->trace_steps); break;
+        case OPT_MPI: a->o.mpi = 1; break;
+        case OPT_STAGE_RANKS:
+            bad = parse_list("--stage-ranks", optarg, 0, 1 << 20, a->stage_ranks, 4096, &a->n_stage_ranks);
+            break;
         case OPT_SCHED:
             if (!sp_sched_policy_exists(optarg))
                 return usage_error("unknown scheduling policy '%s' (StarPU has: %s)", optarg,
@@ -331,6 +343,13 @@ static int parse_args(int argc, char **argv, struct args *a)
     } else if (a->load) {
         return usage_error("--load is for 'starpipe eval'; to continue training use --resume");
     }
+    if (a->n_stage_ranks && !a->o.mpi)
+        return usage_error("--stage-ranks needs --mpi");
+    if (a->n_stage_ranks && a->n_stage_ranks != a->o.stages)
+        return usage_error("--stage-ranks needs one rank per stage (%d entries for %d stages)", a->n_stage_ranks,
+                           a->o.stages);
+    if (a->n_stage_ranks)
+        a->o.stage_ranks = a->stage_ranks;
     if (a->n_cuts && a->n_cuts != a->o.stages - 1)
         return usage_error("--cuts needs K-1 entries for --stages %d", a->o.stages);
     if (a->n_cuts)
@@ -362,7 +381,10 @@ static const char *placement_name(const sp_train_opts *o)
 static int fail(const char *what, sp_status s)
 {
     const char *msg = sp_error_message();
-    fprintf(stderr, "starpipe: %s: %s%s%s\n", what, sp_strerror(s), *msg ? ": " : "", msg);
+    if (sp_mpi_size() > 1)
+        fprintf(stderr, "starpipe (rank %d): %s: %s%s%s\n", sp_mpi_rank(), what, sp_strerror(s), *msg ? ": " : "", msg);
+    else
+        fprintf(stderr, "starpipe: %s: %s%s%s\n", what, sp_strerror(s), *msg ? ": " : "", msg);
     return 1;
 }
 
@@ -479,23 +501,35 @@ struct data {
     int *order; /* this epoch's permutation of the training samples */
 };
 
-static int load_data(const struct args *a, struct data *d)
+/* Loads the data set, or (need = 0: a rank that holds neither the first nor
+ * the last stage) only learns its size. */
+static int load_data(const struct args *a, struct data *d, int need)
 {
-    sp_status s;
+    sp_status s = SP_OK;
     if (a->data == DATA_FASHION) {
-        s = sp_fashion_mnist_load(a->data_dir, 1, &d->train);
-        if (s == SP_OK)
-            s = sp_fashion_mnist_load(a->data_dir, 0, &d->test);
+        if (need) {
+            s = sp_fashion_mnist_load(a->data_dir, 1, &d->train);
+            if (s == SP_OK)
+                s = sp_fashion_mnist_load(a->data_dir, 0, &d->test);
+        } else {
+            s = sp_fashion_mnist_count(a->data_dir, 1, &d->train.n);
+            if (s == SP_OK)
+                s = sp_fashion_mnist_count(a->data_dir, 0, &d->test.n);
+            d->train.features = d->test.features = a->inputs;
+        }
         if (s != SP_OK)
             return fail("loading Fashion-MNIST", s);
         d->has_test = 1;
-    } else {
+    } else if (need) {
         sp_synthetic syn;
         s = sp_synthetic_create(&syn, a->samples, a->inputs, a->classes, a->o.seed);
         if (s != SP_OK)
             return fail("making the synthetic data set", s);
         d->train = (sp_dataset){.n = syn.n, .features = syn.inputs, .classes = syn.classes, .x = syn.x,
                                 .label = syn.label};
+    } else {
+        d->train.n = a->samples;
+        d->train.features = a->inputs;
     }
     if (a->o.batch > d->train.n) {
         fprintf(stderr, "starpipe: --batch %d is larger than the %d training samples\n", a->o.batch, d->train.n);
@@ -566,12 +600,9 @@ static int run(struct args *a)
     sp_trainer_t *t = NULL;
     float *xb = NULL;
     int32_t *yb = NULL;
-    if ((rc = load_data(a, &d)))
-        goto out;
-    if (a->eval_only && !d.has_test) {
+    if (a->eval_only && a->data != DATA_FASHION) {
         fprintf(stderr, "starpipe: %s: evaluation needs a data set with a test set (fashion-mnist)\n", a->load);
-        rc = 1;
-        goto out;
+        return 1;
     }
     sp_status s = sp_graph_create(&g);
     if (s == SP_OK)
@@ -585,6 +616,15 @@ static int run(struct args *a)
         rc = fail("starting training", s);
         goto out;
     }
+    /* under MPI a rank reads data only where its stages need it; every rank
+     * must go on together, so a failure anywhere stops all of them */
+    rc = load_data(a, &d, sp_trainer_needs_inputs(t) || sp_trainer_needs_targets(t));
+    if (a->o.mpi && sp_mpi_any(rc != 0)) {
+        rc = rc ? rc : 1;
+        goto out;
+    }
+    if (rc)
+        goto out;
     if (ckpt && (s = sp_checkpoint_load(t, ckpt, !a->eval_only)) != SP_OK) {
         rc = fail("loading the checkpoint", s);
         goto out;
@@ -604,7 +644,7 @@ static int run(struct args *a)
                 sp_trainer_worker_count(t));
     }
 
-    const int B = a->o.batch, F = d.train.features;
+    const int B = a->o.batch, F = a->inputs;
     const long per_epoch = d.train.n / B; /* the last incomplete batch is dropped */
     double test_loss = NAN;
     long correct = 0;
@@ -625,6 +665,7 @@ static int run(struct args *a)
             goto out;
         }
     }
+    const int have_x = d.train.x != NULL; /* this rank holds the data */
     const long first_step = step;
     /* The schedule's length is the planned run: --epochs, else --steps. A
      * run stopped early by --steps keeps the same learning rates as the full
@@ -648,7 +689,7 @@ static int run(struct args *a)
                 eval_time = 0.0;
                 timed_steps = 0;
             }
-            for (int r = 0; r < B; r++) {
+            for (int r = 0; have_x && r < B; r++) {
                 int i = d.order[batch_in_epoch * B + r];
                 memcpy(xb + (size_t)r * F, d.train.x + (size_t)i * F, sizeof(float) * F);
                 yb[r] = d.train.label[i];
@@ -658,7 +699,7 @@ static int run(struct args *a)
                 float lr = (float)(0.5 * base_lr * (1.0 + cos(M_PI * frac)));
                 sp_trainer_set_lr(t, lr > 0.0f ? lr : 1e-12f);
             }
-            s = sp_trainer_step(t, xb, yb, &loss);
+            s = sp_trainer_step(t, have_x ? xb : NULL, have_x ? yb : NULL, &loss);
             if (s != SP_OK) {
                 rc = fail("training step", s);
                 goto out;
@@ -756,7 +797,9 @@ static int run(struct args *a)
     uint64_t sum = 0;
     sp_trainer_params_checksum(t, &sum);
     double acc = d.has_test ? (double)correct / d.test.n : NAN;
-    if (a->json) {
+    if (!a->print) {
+        /* the figures were printed by rank 0 */
+    } else if (a->json) {
         printf("{");
         if (!a->eval_only) {
             printf("\"final_loss\": %.9g, \"steps\": %ld, \"epochs\": %.4f, \"stages\": %d, \"stage_starts\": [",
@@ -819,5 +862,18 @@ int main(int argc, char **argv)
     int rc = parse_args(argc - 1, argv + 1, &a);
     if (rc)
         return rc;
-    return run(&a);
+    a.print = 1;
+    if (a.o.mpi) {
+        sp_status s = sp_mpi_init(&argc, &argv);
+        if (s != SP_OK)
+            return fail("--mpi", s);
+        if (sp_mpi_rank() != 0) { /* rank 0 speaks for the run; the others report only errors */
+            a.print = 0;
+            a.quiet = 1;
+        }
+    }
+    rc = run(&a);
+    if (a.o.mpi)
+        sp_mpi_finalize();
+    return rc;
 }
