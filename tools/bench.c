@@ -29,6 +29,7 @@ struct bench_args {
     int hidden[64], n_hidden, inputs, classes;
     int steps, warmup;
     int csv, json;
+    int print; /* rank 0 (or the only process) prints */
     char *lists[3]; /* copies of --policies, --schedules, --placements */
     sp_train_opts o;
 };
@@ -68,6 +69,7 @@ static void bench_usage(FILE *f)
             "  --steps N             measured steps per run (default 8)   --warmup N (default 2)\n"
             "  --cpus N              CPU workers (default: one per core)\n"
             "  --seed S              (default 1)\n"
+            "  --mpi                 under mpirun: stage s on rank s*R/K; adds the bytes sent between ranks\n"
             "  --csv                 the rows as CSV\n"
             "  --json                the rows as one JSON object\n");
 }
@@ -95,7 +97,7 @@ static int parse_names(const char *opt, const char *s, const char **out, int *n,
 static int parse_bench(int argc, char **argv, struct bench_args *a)
 {
     enum { O_POL = 300, O_SCH, O_PLA, O_STAGES, O_MICRO, O_BATCH, O_HIDDEN, O_INPUTS, O_CLASSES, O_CHUNKS,
-           O_RECOMPUTE, O_STEPS, O_WARMUP, O_CPUS, O_SEED, O_CSV, O_JSON };
+           O_RECOMPUTE, O_STEPS, O_WARMUP, O_CPUS, O_SEED, O_CSV, O_JSON, O_MPI };
     static const struct option longopts[] = {
         {"policies", required_argument, 0, O_POL}, {"schedules", required_argument, 0, O_SCH},
         {"placements", required_argument, 0, O_PLA}, {"stages", required_argument, 0, O_STAGES},
@@ -105,7 +107,8 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         {"recompute", no_argument, 0, O_RECOMPUTE}, {"steps", required_argument, 0, O_STEPS},
         {"warmup", required_argument, 0, O_WARMUP}, {"cpus", required_argument, 0, O_CPUS},
         {"seed", required_argument, 0, O_SEED}, {"csv", no_argument, 0, O_CSV},
-        {"json", no_argument, 0, O_JSON}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+        {"json", no_argument, 0, O_JSON}, {"mpi", no_argument, 0, O_MPI}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     static const char *default_policies[] = {"eager", "prio", "lws", "ws", "dmda", "dmdas", "heft", "modular-heft"};
     memset(a, 0, sizeof(*a));
@@ -168,6 +171,7 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         case O_SEED: bad = parse_long("--seed", optarg, 0, 1L << 62, &seed); a->o.seed = (uint64_t)seed; break;
         case O_CSV: a->csv = 1; break;
         case O_JSON: a->json = 1; break;
+        case O_MPI: a->o.mpi = 1; break;
         case 'h': bench_usage(stdout); exit(0);
         default:
             return usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
@@ -234,39 +238,39 @@ static void print_rows(const struct bench_args *a, const struct row *r, int n)
                    r[i].samples_per_s, r[i].speedup, r[i].stats.bubble_mean, r[i].stats.bubble_ideal);
             for (int w = 0; w < r[i].stats.n_workers; w++)
                 printf("%s\"%s\": %.4f", w ? ", " : "", sp_worker_name(r[i].stats.worker[w]), r[i].stats.bubble[w]);
-            printf("}, \"bytes_moved\": %.0f, \"peak_stash_bytes\": %.0f}%s\n", r[i].stats.bytes_moved,
-                   r[i].stats.peak_stash_bytes, i + 1 < n ? "," : "");
+            printf("}, \"bytes_moved\": %.0f, \"bytes_between_ranks\": %.0f, \"peak_stash_bytes\": %.0f}%s\n",
+                   r[i].stats.bytes_moved, r[i].stats.bytes_sent_mpi, r[i].stats.peak_stash_bytes, i + 1 < n ? "," : "");
         }
         printf("]}\n");
         return;
     }
     if (a->csv) {
         printf("policy,schedule,placement,step_ms,samples_per_s,speedup_vs_m1,bubble_mean,bubble_ideal,bubble_per_worker,"
-               "bytes_moved,peak_stash_bytes\n");
+               "bytes_moved,bytes_between_ranks,peak_stash_bytes\n");
         for (int i = 0; i < n; i++) {
             printf("%s,%s,%s,%.4f,%.2f,%.4f,%.4f,%.4f,", r[i].policy, sp_schedule_name(r[i].schedule),
                    placement_text(r[i].placement), r[i].step_ms, r[i].samples_per_s, r[i].speedup,
                    r[i].stats.bubble_mean, r[i].stats.bubble_ideal);
             for (int w = 0; w < r[i].stats.n_workers; w++)
                 printf("%s%s=%.4f", w ? ";" : "", sp_worker_name(r[i].stats.worker[w]), r[i].stats.bubble[w]);
-            printf(",%.0f,%.0f\n", r[i].stats.bytes_moved, r[i].stats.peak_stash_bytes);
+            printf(",%.0f,%.0f,%.0f\n", r[i].stats.bytes_moved, r[i].stats.bytes_sent_mpi, r[i].stats.peak_stash_bytes);
         }
         return;
     }
     printf("K=%d stages, M=%d micro-batches of %d rows; speed-up over naive model parallelism (M=1, same K);\n"
            "bubble = measured idle share of each worker's steps, ideal (K-1)/(M+K-1) = %.1f%%\n\n",
            a->o.stages, a->o.microbatches, a->o.batch / a->o.microbatches, n ? 100.0 * r[0].stats.bubble_ideal : 0.0);
-    printf("%-13s %-11s %-9s %9s %10s %8s %7s  %-28s %10s %10s\n", "policy", "schedule", "placement", "step ms",
-           "samples/s", "speed-up", "bubble", "bubble per worker", "MB moved", "stash MiB");
+    printf("%-13s %-11s %-9s %9s %10s %8s %7s  %-28s %10s %10s %10s\n", "policy", "schedule", "placement", "step ms",
+           "samples/s", "speed-up", "bubble", "bubble per worker", "MB moved", "MB ranks", "stash MiB");
     for (int i = 0; i < n; i++) {
         char per[256] = "";
         size_t used = 0;
         for (int w = 0; w < r[i].stats.n_workers && used < sizeof(per); w++)
             used += (size_t)snprintf(per + used, sizeof(per) - used, "%s%.0f%%", w ? " " : "", 100.0 * r[i].stats.bubble[w]);
-        printf("%-13s %-11s %-9s %9.2f %10.1f %8.2f %6.1f%%  %-28s %10.2f %10.2f\n", r[i].policy,
+        printf("%-13s %-11s %-9s %9.2f %10.1f %8.2f %6.1f%%  %-28s %10.2f %10.2f %10.2f\n", r[i].policy,
                sp_schedule_name(r[i].schedule), placement_text(r[i].placement), r[i].step_ms, r[i].samples_per_s,
                r[i].speedup, 100.0 * r[i].stats.bubble_mean, per, r[i].stats.bytes_moved / 1e6,
-               r[i].stats.peak_stash_bytes / 1048576.0);
+               r[i].stats.bytes_sent_mpi / 1e6, r[i].stats.peak_stash_bytes / 1048576.0);
     }
 }
 
@@ -277,6 +281,15 @@ int cmd_bench(int argc, char **argv)
     if (rc) {
         free(a.lists[0]), free(a.lists[1]), free(a.lists[2]);
         return rc;
+    }
+    a.print = 1;
+    if (a.o.mpi) {
+        if (sp_mpi_init(&argc, &argv) != SP_OK) {
+            fprintf(stderr, "starpipe: bench --mpi: %s\n", sp_error_message());
+            free(a.lists[0]), free(a.lists[1]), free(a.lists[2]);
+            return 1;
+        }
+        a.print = sp_mpi_rank() == 0;
     }
     sp_graph_t *g = NULL;
     sp_synthetic d = {0};
@@ -321,16 +334,18 @@ int cmd_bench(int argc, char **argv)
                     break;
                 r->speedup = r->samples_per_s / base_sps;
                 n++;
-                if (!a.csv && !a.json)
+                if (!a.csv && !a.json && a.print)
                     fprintf(stderr, "bench: %d runs done\r", n);
             }
         }
-    if (!rc)
+    if (!rc && a.print)
         print_rows(&a, rows, n);
 out:
     free(rows);
     free(a.lists[0]), free(a.lists[1]), free(a.lists[2]);
     sp_synthetic_destroy(&d);
     sp_graph_destroy(g);
+    if (a.o.mpi)
+        sp_mpi_finalize();
     return rc;
 }
