@@ -813,8 +813,9 @@ static int run(struct args *a)
                    seconds, sps, sp_schedule_name(a->o.schedule), a->o.recompute ? "true" : "false");
             if (have_stats)
                 printf("\"bubble_mean\": %.6f, \"bubble_ideal\": %.6f, \"peak_stash_bytes\": %.0f, "
-                       "\"bytes_moved\": %.0f, ",
-                       stats.bubble_mean, stats.bubble_ideal, stats.peak_stash_bytes, stats.bytes_moved);
+                       "\"bytes_moved\": %.0f, \"bytes_between_ranks\": %.0f, ",
+                       stats.bubble_mean, stats.bubble_ideal, stats.peak_stash_bytes, stats.bytes_moved,
+                       stats.bytes_sent_mpi);
         }
         if (d.has_test)
             printf("\"test_loss\": %.9g, \"test_accuracy\": %.6f, \"test_samples\": %d, ", test_loss, acc, d.test.n);
