@@ -4,7 +4,9 @@
  * their gradient, and adds the scaled loss into the step's running sum. E
  * adds the loss and the count of correct predictions without any gradient.
  * The first micro-batch of a step (or evaluation) overwrites the sums, so no
- * separate zeroing task is needed.
+ * separate zeroing task is needed. The last buffer is per-row scratch (two
+ * doubles a row) that only the CUDA versions use, to add rows up in a fixed
+ * order without atomics.
  */
 #include "sp_codelets.h"
 
@@ -24,6 +26,24 @@ static void loss_cpu(void *buffers[], void *cl_arg)
     *sum = a->first ? l : *sum + l;
 }
 
+#ifdef SP_HAVE_CUDA
+/* The CUDA loss adds into the device-side sum; buffer 4 is per-row scratch. */
+static void loss_cuda(void *buffers[], void *cl_arg)
+{
+    const struct sp_loss_args *a = cl_arg;
+    struct sp_loss_call call = {
+        .rows = a->rows,
+        .cols = a->cols,
+        .pred = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]),
+        .target = (const void *)STARPU_VECTOR_GET_PTR(buffers[1]),
+        .dpred = (float *)STARPU_VECTOR_GET_PTR(buffers[2]),
+        .scale = a->scale,
+    };
+    sp_op_table[a->type].loss_cuda(&call, (double *)STARPU_VECTOR_GET_PTR(buffers[3]),
+                                   (double *)STARPU_VECTOR_GET_PTR(buffers[4]), a->first, 0);
+}
+#endif
+
 static struct starpu_perfmodel loss_model = {
     .type = STARPU_HISTORY_BASED,
     .symbol = "starpipe_loss",
@@ -32,8 +52,10 @@ static struct starpu_perfmodel loss_model = {
 struct starpu_codelet sp_cl_loss = {
     .cpu_funcs = {loss_cpu},
     .cpu_funcs_name = {"loss_cpu"},
-    .nbuffers = 4,
-    .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_RW},
+    .cuda_funcs = {SP_CUDA(loss_cuda)},
+    .cuda_flags = {STARPU_CUDA_ASYNC},
+    .nbuffers = 5,
+    .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_RW, STARPU_SCRATCH},
     .model = &loss_model,
     .name = "loss",
 };
@@ -56,6 +78,22 @@ static void eval_cpu(void *buffers[], void *cl_arg)
     acc[1] = a->first ? (double)correct : acc[1] + (double)correct;
 }
 
+#ifdef SP_HAVE_CUDA
+static void eval_cuda(void *buffers[], void *cl_arg)
+{
+    const struct sp_loss_args *a = cl_arg;
+    struct sp_loss_call call = {
+        .rows = a->rows,
+        .cols = a->cols,
+        .pred = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]),
+        .target = (const void *)STARPU_VECTOR_GET_PTR(buffers[1]),
+        .scale = a->scale,
+    };
+    sp_op_table[a->type].loss_cuda(&call, (double *)STARPU_VECTOR_GET_PTR(buffers[2]),
+                                   (double *)STARPU_VECTOR_GET_PTR(buffers[3]), a->first, 1);
+}
+#endif
+
 static struct starpu_perfmodel eval_model = {
     .type = STARPU_HISTORY_BASED,
     .symbol = "starpipe_eval",
@@ -64,8 +102,10 @@ static struct starpu_perfmodel eval_model = {
 struct starpu_codelet sp_cl_eval = {
     .cpu_funcs = {eval_cpu},
     .cpu_funcs_name = {"eval_cpu"},
-    .nbuffers = 3,
-    .modes = {STARPU_R, STARPU_R, STARPU_RW},
+    .cuda_funcs = {SP_CUDA(eval_cuda)},
+    .cuda_flags = {STARPU_CUDA_ASYNC},
+    .nbuffers = 4,
+    .modes = {STARPU_R, STARPU_R, STARPU_RW, STARPU_SCRATCH},
     .model = &eval_model,
     .name = "eval",
 };

@@ -17,6 +17,10 @@
 #include <starpu.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum sp_op_type {
     SP_OP_LINEAR,
     SP_OP_RELU,
@@ -41,6 +45,7 @@ struct sp_op_call {
     const float *w;     /* the op's parameters, in its own layout */
     float *dw;
     float *aux;         /* (rows, aux_cols) values saved by forward for backward */
+    int tf32;           /* CUDA: matrix products may use TF32 tensor cores */
 };
 
 /* A loss as its kernel sees it: writes dpred = d(loss)/d(pred) and returns the
@@ -57,6 +62,11 @@ struct sp_loss_call {
 
 typedef void (*sp_op_kernel_fn)(const struct sp_op_call *c);
 typedef double (*sp_loss_kernel_fn)(const struct sp_loss_call *c);
+/* CUDA losses cannot return a host value without waiting: they add into
+ * device doubles instead. acc[0] += scaled loss (= when first), acc[1] +=
+ * correct predictions; row_work holds 2 doubles per row (StarPU scratch). */
+typedef void (*sp_loss_cuda_fn)(const struct sp_loss_call *c, double *acc, double *row_work, int first,
+                                int count_correct);
 
 /* One row per op: everything there is to know about an op by its name. */
 struct sp_op_info {
@@ -71,6 +81,11 @@ struct sp_op_info {
     sp_op_kernel_fn forward_cpu;
     sp_op_kernel_fn backward_cpu;
     sp_loss_kernel_fn loss_cpu;                    /* losses only */
+    /* CUDA (NULL when built without CUDA): same contracts, device pointers,
+     * asynchronous on the worker's stream */
+    sp_op_kernel_fn forward_cuda;
+    sp_op_kernel_fn backward_cuda;
+    sp_loss_cuda_fn loss_cuda;
     size_t target_elem;                            /* losses: bytes per target element */
     int target_per_col;                            /* losses: targets are (rows, cols) */
 };
@@ -91,6 +106,26 @@ void layernorm_forward_cpu(const struct sp_op_call *c);
 void layernorm_backward_cpu(const struct sp_op_call *c);
 double softmax_ce_loss_cpu(const struct sp_loss_call *c);
 double mse_loss_cpu(const struct sp_loss_call *c);
+/* CUDA versions, in codelets/<op>.cu (built when CUDA is) */
+void linear_forward_cuda(const struct sp_op_call *c);
+void linear_backward_cuda(const struct sp_op_call *c);
+void relu_forward_cuda(const struct sp_op_call *c);
+void relu_backward_cuda(const struct sp_op_call *c);
+void gelu_forward_cuda(const struct sp_op_call *c);
+void gelu_backward_cuda(const struct sp_op_call *c);
+void add_forward_cuda(const struct sp_op_call *c);
+void add_backward_cuda(const struct sp_op_call *c);
+void layernorm_forward_cuda(const struct sp_op_call *c);
+void layernorm_backward_cuda(const struct sp_op_call *c);
+void softmax_ce_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
+void mse_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
+/* SP_CUDA(fn) is fn in a CUDA build, NULL otherwise: one table row, one codelet
+ * literal, whatever the build. */
+#ifdef SP_HAVE_CUDA
+#define SP_CUDA(fn) fn
+#else
+#define SP_CUDA(fn) NULL
+#endif
 long linear_param_count(int in_cols, int out_cols);
 long layernorm_param_count(int in_cols, int out_cols);
 
@@ -131,7 +166,17 @@ struct sp_stage_desc {
     long out_cols;
     long nparams;
     int recompute;             /* the stash keeps only the incoming tensors (in_cols) */
+    int tf32;                  /* CUDA matrix products may use TF32 */
 };
+
+/* How stage code copies and zeroes blocks of floats and which kernels it
+ * runs (CPU here, CUDA in stage.cu: asynchronous on the worker's stream). */
+struct sp_backend {
+    void (*copy)(float *dst, const float *src, size_t n);
+    void (*zero)(float *dst, size_t n);
+    int cuda;
+};
+extern const struct sp_backend sp_cuda_backend;
 
 /* Stage forward F(s,m): R act(s,m), R params(s), W act(s+1,m), W stash(s,m). */
 extern struct starpu_codelet sp_cl_stage_forward;
@@ -156,11 +201,11 @@ struct sp_loss_args {
     int first;    /* the step's first micro-batch: overwrite the running sum */
 };
 
-/* Loss L(m): R pred(m), R target(m), W dpred(m), RW loss sum (one double).
- * cl_arg: struct sp_loss_args. */
+/* Loss L(m): R pred(m), R target(m), W dpred(m), RW loss sum (one double),
+ * SCRATCH rows (2·rows doubles). cl_arg: struct sp_loss_args. */
 extern struct starpu_codelet sp_cl_loss;
 /* Evaluation E(m): R pred(m), R target(m), RW {loss sum, correct count} (two
- * doubles). cl_arg: struct sp_loss_args, rows = the valid rows of the chunk. */
+ * doubles), SCRATCH rows. cl_arg: struct sp_loss_args, rows = the valid rows. */
 extern struct starpu_codelet sp_cl_eval;
 
 /* ---- optimizers ---------------------------------------------------------- */
@@ -176,12 +221,21 @@ struct sp_opt_args {
 /* n parameters p, gradients g (zeroed after use), state (n floats for SGD, 2n for AdamW). */
 void sgd_update_cpu(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
 void adamw_update_cpu(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
+void sgd_update_cuda(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
+void adamw_update_cuda(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
 
 /* Optimizer step U(s): RW params(s), RW dparams(s), RW state(s).
  * cl_arg: struct sp_opt_args. */
 extern struct starpu_codelet sp_cl_update;
 
-/* Sets every BLAS library the kernels use to one thread (StarPU runs one worker per core). */
+/* After starpu_init: BLAS to one thread (StarPU runs one worker per core),
+ * cuBLAS handles for the CUDA workers. */
 void sp_codelets_init(void);
+/* Before starpu_shutdown. */
+void sp_codelets_shutdown(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* SP_CODELETS_H */

@@ -18,6 +18,21 @@ static void update_cpu(void *buffers[], void *cl_arg)
         sgd_update_cpu(p, g, state, n, a);
 }
 
+#ifdef SP_HAVE_CUDA
+static void update_cuda(void *buffers[], void *cl_arg)
+{
+    const struct sp_opt_args *a = cl_arg;
+    float *p = (float *)STARPU_VECTOR_GET_PTR(buffers[0]);
+    float *g = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
+    float *state = (float *)STARPU_VECTOR_GET_PTR(buffers[2]);
+    long n = (long)STARPU_VECTOR_GET_NX(buffers[0]);
+    if (a->kind == SP_OPT_ADAMW)
+        adamw_update_cuda(p, g, state, n, a);
+    else
+        sgd_update_cuda(p, g, state, n, a);
+}
+#endif
+
 static struct starpu_perfmodel update_model = {
     .type = STARPU_HISTORY_BASED,
     .symbol = "starpipe_update",
@@ -26,6 +41,8 @@ static struct starpu_perfmodel update_model = {
 struct starpu_codelet sp_cl_update = {
     .cpu_funcs = {update_cpu},
     .cpu_funcs_name = {"update_cpu"},
+    .cuda_funcs = {SP_CUDA(update_cuda)},
+    .cuda_flags = {STARPU_CUDA_ASYNC},
     .nbuffers = 3,
     .modes = {STARPU_RW, STARPU_RW, STARPU_RW},
     .model = &update_model,

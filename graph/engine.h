@@ -71,6 +71,9 @@ struct sp_trainer {
     starpu_data_handle_t loss_h;
     double eval_acc[2]; /* loss sum, correct predictions */
     starpu_data_handle_t eval_h;
+    starpu_data_handle_t loss_work_h; /* SCRATCH for the CUDA loss: 2 doubles per row */
+    sp_device device;
+    int tf32;
     struct sp_task_tag *tags; /* F, B, W (K·M each), L, E (M each), U (K) */
     long step;
     int prio_forward, prio_backward, prio_weight;

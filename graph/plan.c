@@ -39,6 +39,7 @@ static sp_status plan_stage(sp_trainer_t *t, int s, const int *starts, int *live
     d->stage = s;
     d->rows = t->rows;
     d->recompute = t->recompute;
+    d->tf32 = t->tf32;
     for (int i = 0; i < g->n_tensors; i++)
         slot[i] = -1;
 

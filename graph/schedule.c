@@ -167,8 +167,9 @@ static sp_status submit_loss(sp_trainer_t *t, int m)
     struct sp_access acc[] = {{ACT(t, t->K, m), STARPU_R},
                               {t->target[m], STARPU_R},
                               {GRAD(t, t->K, m), STARPU_W},
-                              {t->loss_h, STARPU_RW}};
-    return submit(t, &sp_cl_loss, acc, 4, a, sizeof(*a), 1, t->prio_backward, &t->st[t->K - 1],
+                              {t->loss_h, STARPU_RW},
+                              {t->loss_work_h, STARPU_SCRATCH}};
+    return submit(t, &sp_cl_loss, acc, 5, a, sizeof(*a), 1, t->prio_backward, &t->st[t->K - 1],
                   sp_tag(t, 'L', -1, m));
 }
 
@@ -197,8 +198,11 @@ sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples,
     struct sp_loss_args *a = loss_args(t, valid, samples, first);
     if (!a)
         return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
-    struct sp_access acc[] = {{ACT(t, t->K, m), STARPU_R}, {t->target[m], STARPU_R}, {t->eval_h, STARPU_RW}};
-    return submit(t, &sp_cl_eval, acc, 3, a, sizeof(*a), 1, t->prio_backward, &t->st[t->K - 1],
+    struct sp_access acc[] = {{ACT(t, t->K, m), STARPU_R},
+                              {t->target[m], STARPU_R},
+                              {t->eval_h, STARPU_RW},
+                              {t->loss_work_h, STARPU_SCRATCH}};
+    return submit(t, &sp_cl_eval, acc, 4, a, sizeof(*a), 1, t->prio_backward, &t->st[t->K - 1],
                   sp_tag(t, 'E', -1, m));
 }
 

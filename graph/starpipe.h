@@ -124,11 +124,19 @@ sp_status sp_graph_param_tensor(const sp_graph_t *g, int i, sp_param_info *info)
 /* ---- training ---------------------------------------------------------- */
 
 typedef enum sp_placement {
-    SP_PLACEMENT_PINNED, /* stage s runs on the (s mod n)-th CPU worker */
+    SP_PLACEMENT_PINNED, /* stage s runs on the (s mod n)-th worker of opts.device's kind */
     SP_PLACEMENT_FREE,   /* the scheduling policy decides (perf models) */
-    SP_PLACEMENT_DEVICE, /* stage s runs on any worker of device s mod d (the CPUs count as one device) */
+    SP_PLACEMENT_DEVICE, /* stage s runs on any worker of device s mod d: GPU d (CUDA), or the CPUs as one */
     SP_PLACEMENT_MAP,    /* one entry per stage in placement_map */
 } sp_placement;
+
+/* The kind of worker stages are pinned to (placements pinned and device);
+ * free placement and maps use every worker StarPU has. */
+typedef enum sp_device {
+    SP_DEVICE_CPU,
+    SP_DEVICE_CUDA, /* needs a CUDA build and a GPU; STARPU_NWORKER_PER_CUDA (default: one
+                       per pipeline stage) gives stages on one GPU their own streams */
+} sp_device;
 
 /* How a step's tasks are ordered and how much is stashed. Every schedule
  * gives the same weights, bit for bit, for the same M. */
@@ -170,6 +178,8 @@ typedef struct sp_train_opts {
     sp_schedule schedule;
     int chunks_per_worker; /* v for the interleaved schedule (K divisible by v), else 1 */
     int recompute;         /* re-materialisation: stash stage inputs only, recompute in backward */
+    sp_device device;      /* the workers pinned and device placements use */
+    int tf32;              /* CUDA matrix products may use TF32 tensor cores (changes numerics) */
     int profile;           /* record every task's worker, start and end (StarPU profiling) */
     int mpi;               /* one StarPU-MPI process per rank (sp_mpi_init first); every rank
                               makes the same calls with the same options */

@@ -136,6 +136,8 @@ static sp_status check_opts(const sp_graph_t *g, const sp_train_opts *o)
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown placement %d", (int)o->placement);
     if (o->placement == SP_PLACEMENT_MAP && (!o->placement_map || !*o->placement_map))
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: a placement map needs one entry per stage");
+    if (o->device != SP_DEVICE_CPU && o->device != SP_DEVICE_CUDA)
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown device %d", (int)o->device);
     if (o->schedule < SP_SCHEDULE_GPIPE || o->schedule > SP_SCHEDULE_INTERLEAVED)
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: unknown schedule %d", (int)o->schedule);
     if (o->chunks_per_worker < 1)
@@ -261,6 +263,7 @@ static sp_status register_data(sp_trainer_t *t, uint64_t seed)
     }
     reg(t, &t->loss_h, last, &t->loss_sum, 1, sizeof(double));
     reg(t, &t->eval_h, last, t->eval_acc, 2, sizeof(double));
+    reg(t, &t->loss_work_h, last, NULL, (uint32_t)(2 * t->rows), sizeof(double));
     return SP_OK;
 }
 
@@ -295,6 +298,7 @@ static void unregister_all(sp_trainer_t *t)
         UNREG(t->target[m]);
     UNREG(t->loss_h);
     UNREG(t->eval_h);
+    UNREG(t->loss_work_h);
 #undef UNREG
 }
 
@@ -336,7 +340,17 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
         if (e && (env_sched = strdup(e)) != NULL)
             unsetenv("STARPU_SCHED");
     }
+    /* stages pinned to one GPU get their own CUDA workers (streams), so they
+     * overlap; STARPU_NWORKER_PER_CUDA set by the user wins */
+    int set_streams = o->device == SP_DEVICE_CUDA && !getenv("STARPU_NWORKER_PER_CUDA");
+    if (set_streams) {
+        char n[16];
+        snprintf(n, sizeof(n), "%d", t->pipe_workers);
+        setenv("STARPU_NWORKER_PER_CUDA", n, 1);
+    }
     int ret = t->mpi ? sp_mpi_starpu_init(&conf, o->profile) : starpu_init(&conf);
+    if (set_streams)
+        unsetenv("STARPU_NWORKER_PER_CUDA");
     if (env_sched) {
         setenv("STARPU_SCHED", env_sched, 1);
         free(env_sched);
@@ -410,10 +424,16 @@ static sp_status place_entry(struct sp_stage_plan *sp, int s, const char *e, con
 
 static sp_status place_stages(sp_trainer_t *t, const sp_train_opts *o)
 {
-    int ids[STARPU_NMAXWORKERS];
-    int n = starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
+    int ids[STARPU_NMAXWORKERS], cpus[STARPU_NMAXWORKERS];
+    const int cuda = t->device == SP_DEVICE_CUDA;
+    int ncpu = (int)starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, cpus, STARPU_NMAXWORKERS);
+    int n = cuda ? (int)starpu_worker_get_ids_by_type(STARPU_CUDA_WORKER, ids, STARPU_NMAXWORKERS) : ncpu;
+    if (!cuda)
+        memcpy(ids, cpus, sizeof(int) * (size_t)(ncpu > 0 ? ncpu : 0));
     if (n <= 0)
-        return sp_set_error(SP_ERR_NODEV, "trainer: no CPU worker (every stage needs one)");
+        return sp_set_error(SP_ERR_NODEV, cuda ? "trainer: no CUDA worker (no GPU here, or StarPU or starpipe "
+                                                 "built without CUDA)"
+                                               : "trainer: no CPU worker (every stage needs one)");
     t->nworkers = n;
     for (int s = 0; s < t->K; s++)
         t->st[s].worker = -1;
@@ -424,13 +444,21 @@ static sp_status place_stages(sp_trainer_t *t, const sp_train_opts *o)
         return SP_OK;
     case SP_PLACEMENT_FREE:
         return SP_OK;
-    case SP_PLACEMENT_DEVICE: /* the stage codelets run on CPUs only, so the CPUs are the one device */
+    case SP_PLACEMENT_DEVICE: { /* GPU g's workers (streams), or every CPU worker as one device */
+        int ngpu = 0;
+        for (int i = 0; cuda && i < n; i++)
+            ngpu = starpu_worker_get_devid(ids[i]) + 1 > ngpu ? starpu_worker_get_devid(ids[i]) + 1 : ngpu;
         for (int s = 0; s < t->K; s++) {
-            sp_status st = worker_set(&t->st[s], ids, n);
+            int dev[STARPU_NMAXWORKERS], nd = 0;
+            for (int i = 0; i < n; i++)
+                if (!cuda || starpu_worker_get_devid(ids[i]) == s % ngpu)
+                    dev[nd++] = ids[i];
+            sp_status st = worker_set(&t->st[s], dev, nd);
             if (st != SP_OK)
                 return st;
         }
         return SP_OK;
+    }
     case SP_PLACEMENT_MAP: {
         char *copy = strdup(o->placement_map), *save = NULL;
         if (!copy)
@@ -438,7 +466,7 @@ static sp_status place_stages(sp_trainer_t *t, const sp_train_opts *o)
         int s = 0;
         sp_status st = SP_OK;
         for (char *e = strtok_r(copy, ",", &save); e && st == SP_OK; e = strtok_r(NULL, ",", &save), s++)
-            st = s < t->K ? place_entry(&t->st[s], s, e, ids, n) : SP_OK;
+            st = s < t->K ? place_entry(&t->st[s], s, e, cpus, ncpu) : SP_OK;
         free(copy);
         if (st == SP_OK && s != t->K)
             st = sp_set_error(SP_ERR_INVALID_ARG, "placement map '%s' has %d entries for %d stages",
@@ -547,6 +575,8 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     t->schedule = o->schedule;
     t->recompute = o->recompute;
     t->profile = o->profile;
+    t->device = o->device;
+    t->tf32 = o->tf32;
     t->st = calloc((size_t)K, sizeof(*t->st));
     t->act_cols = calloc((size_t)K + 1, sizeof(long));
     t->act = calloc((size_t)(K + 1) * M, sizeof(*t->act));
@@ -887,6 +917,7 @@ void sp_trainer_destroy(sp_trainer_t *t)
         free(t->x_host[m]);
         free(t->t_host[m]);
     }
+    sp_codelets_shutdown();
     if (t->mpi)
         sp_mpi_starpu_shutdown();
     else

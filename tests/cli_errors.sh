@@ -26,6 +26,13 @@ expect() {
 small=(--hidden 16,16 --inputs 8 --batch 16 --steps 2 --samples 64)
 expect 2 "unknown command" frobnicate
 expect 2 "unknown data set 'mnist'" train --data mnist
+expect 2 "unknown device 'tpu'" train --device tpu
+expect 2 "unknown schedule 'pipedream'" train --schedule pipedream
+expect 2 "--stage-ranks needs --mpi" train --stage-ranks 0
+# without a GPU, --device cuda is a clear error (with one, it trains)
+if ! timeout 60 "$bin" train --device cuda --steps 1 --hidden 8 --inputs 4 --batch 8 --samples 16 --quiet 2>"$tmp/err"; then
+    grep -q "no CUDA worker" "$tmp/err" || { echo "FAIL: --device cuda without a GPU: $(cat "$tmp/err")"; fails=$((fails + 1)); }
+fi
 expect 2 "eval needs --load" eval
 expect 2 "--load is for 'starpipe eval'" train --load x.safetensors
 expect 2 "--save-every needs --save" train --save-every 3
@@ -82,7 +89,8 @@ got=$(STARPU_SCHED=eager timeout 120 "$bin" train "${small[@]}" --sched dmda --j
 "$bin" train --help >"$tmp/help" || { echo "FAIL: --help exited non-zero"; fails=$((fails + 1)); }
 for opt in model hidden activation inputs classes samples stages cuts microbatches batch placement \
            sched cpus steps warmup optimizer lr momentum weight-decay seed json quiet help data data-dir \
-           epochs save save-every resume load lr-schedule; do
+           epochs save save-every resume load lr-schedule schedule chunks-per-worker recompute trace \
+           trace-steps mpi stage-ranks device tf32; do
     grep -q -- "--$opt" "$tmp/help" || { echo "FAIL: --help does not document --$opt"; fails=$((fails + 1)); }
 done
 

@@ -68,6 +68,8 @@ static void bench_usage(FILE *f)
             "  --recompute           re-materialisation in every run\n"
             "  --steps N             measured steps per run (default 8)   --warmup N (default 2)\n"
             "  --cpus N              CPU workers (default: one per core)\n"
+            "  --device D            cpu (default) or cuda: the workers pinned/device placements use\n"
+            "  --tf32                CUDA matrix products on TF32 tensor cores\n"
             "  --seed S              (default 1)\n"
             "  --mpi                 under mpirun: stage s on rank s*R/K; adds the bytes sent between ranks\n"
             "  --csv                 the rows as CSV\n"
@@ -97,7 +99,7 @@ static int parse_names(const char *opt, const char *s, const char **out, int *n,
 static int parse_bench(int argc, char **argv, struct bench_args *a)
 {
     enum { O_POL = 300, O_SCH, O_PLA, O_STAGES, O_MICRO, O_BATCH, O_HIDDEN, O_INPUTS, O_CLASSES, O_CHUNKS,
-           O_RECOMPUTE, O_STEPS, O_WARMUP, O_CPUS, O_SEED, O_CSV, O_JSON, O_MPI };
+           O_RECOMPUTE, O_STEPS, O_WARMUP, O_CPUS, O_SEED, O_CSV, O_JSON, O_MPI, O_DEVICE, O_TF32 };
     static const struct option longopts[] = {
         {"policies", required_argument, 0, O_POL}, {"schedules", required_argument, 0, O_SCH},
         {"placements", required_argument, 0, O_PLA}, {"stages", required_argument, 0, O_STAGES},
@@ -107,7 +109,8 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         {"recompute", no_argument, 0, O_RECOMPUTE}, {"steps", required_argument, 0, O_STEPS},
         {"warmup", required_argument, 0, O_WARMUP}, {"cpus", required_argument, 0, O_CPUS},
         {"seed", required_argument, 0, O_SEED}, {"csv", no_argument, 0, O_CSV},
-        {"json", no_argument, 0, O_JSON}, {"mpi", no_argument, 0, O_MPI}, {"help", no_argument, 0, 'h'},
+        {"json", no_argument, 0, O_JSON}, {"mpi", no_argument, 0, O_MPI}, {"device", required_argument, 0, O_DEVICE},
+        {"tf32", no_argument, 0, O_TF32}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     static const char *default_policies[] = {"eager", "prio", "lws", "ws", "dmda", "dmdas", "heft", "modular-heft"};
@@ -172,6 +175,12 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         case O_CSV: a->csv = 1; break;
         case O_JSON: a->json = 1; break;
         case O_MPI: a->o.mpi = 1; break;
+        case O_DEVICE:
+            if (!strcmp(optarg, "cpu")) a->o.device = SP_DEVICE_CPU;
+            else if (!strcmp(optarg, "cuda")) a->o.device = SP_DEVICE_CUDA;
+            else return usage_error("unknown device '%s' (choose cpu or cuda)", optarg);
+            break;
+        case O_TF32: a->o.tf32 = 1; break;
         case 'h': bench_usage(stdout); exit(0);
         default:
             return usage_error("unknown option or missing value: '%s'", argv[optind - 1]);

@@ -94,6 +94,9 @@ static void usage(FILE *f)
             "  --sched NAME          StarPU scheduling policy (default: STARPU_SCHED, else StarPU's lws);\n"
             "                        one of: %s\n"
             "  --cpus N              CPU workers (default: one per core)\n"
+            "  --device D            cpu (default) or cuda: the workers pinned and device placements use;\n"
+            "                        stages on one GPU get their own streams (STARPU_NWORKER_PER_CUDA)\n"
+            "  --tf32                CUDA matrix products on TF32 tensor cores (off: it changes numerics)\n"
             "several processes (StarPU-MPI; run under mpirun):\n"
             "  --mpi                 one StarPU process per rank; stage s lives on rank s*R/K\n"
             "  --stage-ranks LIST    the rank of each stage instead\n"
@@ -137,6 +140,7 @@ enum {
     OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SEED, OPT_JSON, OPT_QUIET, OPT_DATA,
     OPT_DATA_DIR, OPT_EPOCHS, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOAD, OPT_LR_SCHEDULE,
     OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS, OPT_MPI, OPT_STAGE_RANKS,
+    OPT_DEVICE, OPT_TF32,
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -161,6 +165,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"trace", required_argument, 0, OPT_TRACE},
         {"trace-steps", required_argument, 0, OPT_TRACE_STEPS},
         {"mpi", no_argument, 0, OPT_MPI},
+        {"device", required_argument, 0, OPT_DEVICE},
+        {"tf32", no_argument, 0, OPT_TF32},
         {"stage-ranks", required_argument, 0, OPT_STAGE_RANKS},
         {"sched", required_argument, 0, OPT_SCHED},
         {"cpus", required_argument, 0, OPT_CPUS},
@@ -251,6 +257,12 @@ static int parse_args(int argc, char **argv, struct args *a)
         case OPT_TRACE: a->trace = optarg; a->o.profile = 1; break;
         case OPT_TRACE_STEPS: bad = parse_long("--trace-steps", optarg, 1, LONG_MAX, &a->trace_steps); break;
         case OPT_MPI: a->o.mpi = 1; break;
+        case OPT_DEVICE:
+            if (!strcmp(optarg, "cpu")) a->o.device = SP_DEVICE_CPU;
+            else if (!strcmp(optarg, "cuda")) a->o.device = SP_DEVICE_CUDA;
+            else return usage_error("unknown device '%s' (choose cpu or cuda)", optarg);
+            break;
+        case OPT_TF32: a->o.tf32 = 1; break;
         case OPT_STAGE_RANKS:
             bad = parse_list("--stage-ranks", optarg, 0, 1 << 20, a->stage_ranks, 4096, &a->n_stage_ranks);
             break;
@@ -638,10 +650,10 @@ static int run(struct args *a)
         fprintf(progress, "starpipe: %d ops in %d stages (starts:", sp_graph_op_count(g), K);
         for (int k = 0; k < K; k++)
             fprintf(progress, " %d", starts[k]);
-        fprintf(progress, "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d CPU workers\n",
+        fprintf(progress, "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d %s workers\n",
                 a->o.microbatches, a->o.batch / a->o.microbatches, sp_schedule_name(a->o.schedule),
                 a->o.recompute ? " with recompute" : "", sp_trainer_sched_name(t), placement_name(&a->o),
-                sp_trainer_worker_count(t));
+                sp_trainer_worker_count(t), a->o.device == SP_DEVICE_CUDA ? "CUDA" : "CPU");
     }
 
     const int B = a->o.batch, F = a->inputs;
@@ -808,9 +820,10 @@ static int run(struct args *a)
                 printf("%s%d", k ? ", " : "", starts[k]);
             printf("], \"microbatches\": %d, \"batch\": %d, \"sched\": \"%s\", \"placement\": \"%s\", "
                    "\"workers\": %d, \"seconds\": %.6f, \"samples_per_s\": %.3f, \"schedule\": \"%s\", "
-                   "\"recompute\": %s, ",
+                   "\"recompute\": %s, \"device\": \"%s\", \"tf32\": %s, ",
                    a->o.microbatches, B, sp_trainer_sched_name(t), placement_name(&a->o), sp_trainer_worker_count(t),
-                   seconds, sps, sp_schedule_name(a->o.schedule), a->o.recompute ? "true" : "false");
+                   seconds, sps, sp_schedule_name(a->o.schedule), a->o.recompute ? "true" : "false",
+                   a->o.device == SP_DEVICE_CUDA ? "cuda" : "cpu", a->o.tf32 ? "true" : "false");
             if (have_stats)
                 printf("\"bubble_mean\": %.6f, \"bubble_ideal\": %.6f, \"peak_stash_bytes\": %.0f, "
                        "\"bytes_moved\": %.0f, \"bytes_between_ranks\": %.0f, ",

@@ -1,0 +1,64 @@
+/*
+ * linear.cu — fully connected layer on the GPU: y = x·Wᵀ + b with cuBLAS on
+ * the worker's handle and stream. Row-major (rows, cols) blocks are
+ * column-major (cols, rows) to cuBLAS, so every product is written on the
+ * transposes. Same parameter layout as linear.c: W (out, in), then b (out).
+ */
+#include "sp_cuda.h"
+
+// y[r][j] = b[j]
+__global__ static void bias_rows(float *y, const float *b, long rows, int out)
+{
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < rows * out; i += (long)gridDim.x * blockDim.x)
+        y[i] = b[i % out];
+}
+
+// db[j] += Σ_r dy[r][j], one thread per column: a fixed order, so repeatable
+__global__ static void column_sums(float *db, const float *dy, long rows, int out)
+{
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < out; j += gridDim.x * blockDim.x) {
+        float s = db[j];
+        for (long r = 0; r < rows; r++)
+            s += dy[r * out + j];
+        db[j] = s;
+    }
+}
+
+static cublasHandle_t handle_for(const struct sp_op_call *c)
+{
+    cublasHandle_t h = starpu_cublas_get_local_handle();
+    /* TF32 only when asked: it changes the numbers */
+    SP_CUBLAS_CHECK(cublasSetMathMode(h, c->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    return h;
+}
+
+// y is (rows, out), x is (rows, in), W is (out, in), b is (out)
+extern "C" void linear_forward_cuda(const struct sp_op_call *c)
+{
+    const int in = c->in_cols, out = c->out_cols, rows = (int)c->rows;
+    const float *W = c->w, *b = c->w + (long)out * in;
+    const float one = 1.0f;
+    bias_rows<<<sp_blocks(c->rows * out), SP_THREADS, 0, sp_stream()>>>(c->y, b, c->rows, out);
+    SP_LAUNCH_CHECK();
+    /* column-major: y' (out × rows) = W'ᵀ (out × in) · x' (in × rows) + y' */
+    SP_CUBLAS_CHECK(cublasSgemm(handle_for(c), CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, W, in, c->x[0], in,
+                                &one, c->y, out));
+}
+
+// dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dw skips that part
+extern "C" void linear_backward_cuda(const struct sp_op_call *c)
+{
+    const int in = c->in_cols, out = c->out_cols, rows = (int)c->rows;
+    const float one = 1.0f;
+    cublasHandle_t h = handle_for(c);
+    if (c->dx[0]) /* dx' (in × rows) += W' (in × out) · dy' (out × rows) */
+        SP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, rows, out, &one, c->w, in, c->dy, out, &one,
+                                    c->dx[0], in));
+    if (!c->dw)
+        return;
+    /* dW' (in × out) += x' (in × rows) · dy'ᵀ (rows × out) */
+    SP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, rows, &one, c->x[0], in, c->dy, out, &one,
+                                c->dw, in));
+    column_sums<<<sp_blocks(out), SP_THREADS, 0, sp_stream()>>>(c->dw + (long)out * in, c->dy, c->rows, out);
+    SP_LAUNCH_CHECK();
+}
