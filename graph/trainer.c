@@ -253,6 +253,12 @@ static sp_status register_data(sp_trainer_t *t, uint64_t seed)
         if ((OWNS(t, 0) && (s = alloc_host((void **)&t->x_host[m], sizeof(float) * t->rows * in_cols, "inputs"))) ||
             (OWNS(t, K - 1) && (s = alloc_host(&t->t_host[m], t->target_bytes, "targets"))))
             return s;
+        if (starpu_cuda_worker_get_count() > 0) { /* page-locked: asynchronous copies to the GPU */
+            if (t->x_host[m])
+                starpu_memory_pin(t->x_host[m], sizeof(float) * t->rows * in_cols);
+            if (t->t_host[m])
+                starpu_memory_pin(t->t_host[m], t->target_bytes);
+        }
         reg(t, &t->act[m], first, t->x_host[m], (uint32_t)(t->rows * in_cols), sizeof(float));
         reg(t, &t->target[m], last, t->t_host[m], (uint32_t)n_target, loss->target_elem);
         for (int b = 1; b <= K; b++) { /* act(b) and grad(b) are written by stage b−1 and b */
@@ -913,7 +919,12 @@ void sp_trainer_destroy(sp_trainer_t *t)
         free(t->st[k].dparams);
         free(t->st[k].opt);
     }
+    const int pinned = starpu_cuda_worker_get_count() > 0;
     for (int m = 0; t->x_host && m < t->M; m++) {
+        if (pinned && t->x_host[m])
+            starpu_memory_unpin(t->x_host[m], sizeof(float) * t->rows * t->g->tensors[t->g->input].cols);
+        if (pinned && t->t_host[m])
+            starpu_memory_unpin(t->t_host[m], t->target_bytes);
         free(t->x_host[m]);
         free(t->t_host[m]);
     }

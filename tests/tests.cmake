@@ -24,6 +24,7 @@ sp_add_test(test_checkpoint)
 sp_add_test(test_bad_input)
 sp_add_test(test_few_microbatches)
 sp_add_test(test_schedules)
+sp_add_test(test_cuda)
 
 add_test(NAME cli_errors COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_errors.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_errors PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 300)
