@@ -10,43 +10,63 @@
  */
 #include "sp_codelets.h"
 
+#define BUF(i) STARPU_VECTOR_GET_PTR(buffers[i])
+
+/* buffers 0 and 1 are the predictions and the targets; dpred may be NULL */
+static struct sp_loss_call loss_call(void *buffers[], const struct sp_loss_args *a, float *dpred)
+{
+    return (struct sp_loss_call){.rows = a->rows, .cols = a->cols, .pred = (const float *)BUF(0),
+                                 .target = (const void *)BUF(1), .dpred = dpred, .scale = a->scale};
+}
+
+/* L: R pred, R target, W dpred, RW sum, SCRATCH rows */
 static void loss_cpu(void *buffers[], void *cl_arg)
 {
     const struct sp_loss_args *a = cl_arg;
-    struct sp_loss_call call = {
-        .rows = a->rows,
-        .cols = a->cols,
-        .pred = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]),
-        .target = (const void *)STARPU_VECTOR_GET_PTR(buffers[1]),
-        .dpred = (float *)STARPU_VECTOR_GET_PTR(buffers[2]),
-        .scale = a->scale,
-    };
-    double *sum = (double *)STARPU_VECTOR_GET_PTR(buffers[3]);
+    struct sp_loss_call call = loss_call(buffers, a, (float *)BUF(2));
+    double *sum = (double *)BUF(3);
     double l = sp_op_table[a->type].loss_cpu(&call);
     *sum = a->first ? l : *sum + l;
 }
 
+/* E: R pred, R target, RW {sum, correct}, SCRATCH rows */
+static void eval_cpu(void *buffers[], void *cl_arg)
+{
+    const struct sp_loss_args *a = cl_arg;
+    long correct = 0;
+    struct sp_loss_call call = loss_call(buffers, a, NULL);
+    call.correct = &correct;
+    double *acc = (double *)BUF(2);
+    double l = sp_op_table[a->type].loss_cpu(&call);
+    acc[0] = a->first ? l : acc[0] + l;
+    acc[1] = a->first ? (double)correct : acc[1] + (double)correct;
+}
+
 #ifdef SP_HAVE_CUDA
-/* The CUDA loss adds into the device-side sum; buffer 4 is per-row scratch. */
+/* The CUDA losses add into the device-side sums. */
 static void loss_cuda(void *buffers[], void *cl_arg)
 {
     const struct sp_loss_args *a = cl_arg;
-    struct sp_loss_call call = {
-        .rows = a->rows,
-        .cols = a->cols,
-        .pred = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]),
-        .target = (const void *)STARPU_VECTOR_GET_PTR(buffers[1]),
-        .dpred = (float *)STARPU_VECTOR_GET_PTR(buffers[2]),
-        .scale = a->scale,
-    };
-    sp_op_table[a->type].loss_cuda(&call, (double *)STARPU_VECTOR_GET_PTR(buffers[3]),
-                                   (double *)STARPU_VECTOR_GET_PTR(buffers[4]), a->first, 0);
+    struct sp_loss_call call = loss_call(buffers, a, (float *)BUF(2));
+    sp_op_table[a->type].loss_cuda(&call, (double *)BUF(3), (double *)BUF(4), a->first, 0);
+}
+
+static void eval_cuda(void *buffers[], void *cl_arg)
+{
+    const struct sp_loss_args *a = cl_arg;
+    struct sp_loss_call call = loss_call(buffers, a, NULL);
+    sp_op_table[a->type].loss_cuda(&call, (double *)BUF(2), (double *)BUF(3), a->first, 1);
 }
 #endif
 
 static struct starpu_perfmodel loss_model = {
     .type = STARPU_HISTORY_BASED,
     .symbol = "starpipe_loss",
+};
+
+static struct starpu_perfmodel eval_model = {
+    .type = STARPU_HISTORY_BASED,
+    .symbol = "starpipe_eval",
 };
 
 struct starpu_codelet sp_cl_loss = {
@@ -58,45 +78,6 @@ struct starpu_codelet sp_cl_loss = {
     .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_RW, STARPU_SCRATCH},
     .model = &loss_model,
     .name = "loss",
-};
-
-static void eval_cpu(void *buffers[], void *cl_arg)
-{
-    const struct sp_loss_args *a = cl_arg;
-    long correct = 0;
-    struct sp_loss_call call = {
-        .rows = a->rows,
-        .cols = a->cols,
-        .pred = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]),
-        .target = (const void *)STARPU_VECTOR_GET_PTR(buffers[1]),
-        .scale = a->scale,
-        .correct = &correct,
-    };
-    double *acc = (double *)STARPU_VECTOR_GET_PTR(buffers[2]); /* loss sum, correct */
-    double l = sp_op_table[a->type].loss_cpu(&call);
-    acc[0] = a->first ? l : acc[0] + l;
-    acc[1] = a->first ? (double)correct : acc[1] + (double)correct;
-}
-
-#ifdef SP_HAVE_CUDA
-static void eval_cuda(void *buffers[], void *cl_arg)
-{
-    const struct sp_loss_args *a = cl_arg;
-    struct sp_loss_call call = {
-        .rows = a->rows,
-        .cols = a->cols,
-        .pred = (const float *)STARPU_VECTOR_GET_PTR(buffers[0]),
-        .target = (const void *)STARPU_VECTOR_GET_PTR(buffers[1]),
-        .scale = a->scale,
-    };
-    sp_op_table[a->type].loss_cuda(&call, (double *)STARPU_VECTOR_GET_PTR(buffers[2]),
-                                   (double *)STARPU_VECTOR_GET_PTR(buffers[3]), a->first, 1);
-}
-#endif
-
-static struct starpu_perfmodel eval_model = {
-    .type = STARPU_HISTORY_BASED,
-    .symbol = "starpipe_eval",
 };
 
 struct starpu_codelet sp_cl_eval = {

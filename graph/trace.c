@@ -95,6 +95,8 @@ static sp_status all_events(sp_trainer_t *t, sp_task_event **out, size_t *n_out)
 {
     const sp_task_event *ev;
     size_t n;
+    *out = NULL;
+    *n_out = 0;
     sp_status s = sp_trainer_events(t, &ev, &n);
     if (t->mpi && sp_mpi_max_int(s != SP_OK))
         return s != SP_OK ? s : sp_set_error(SP_ERR_STATE, "trace: another rank has no events (see its message)");
@@ -324,7 +326,7 @@ static sp_status select_events(sp_trainer_t *t, long first, long last, sp_task_e
 
 sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path, long first_step, long last_step)
 {
-    sp_task_event *ev;
+    sp_task_event *ev = NULL;
     size_t n;
     sp_status s = select_events(t, first_step, last_step, &ev, &n);
     if (s != SP_OK || (t->mpi && t->rank != 0)) { /* rank 0 writes every rank's events */
@@ -373,7 +375,7 @@ static void task_colour(const sp_task_event *e, int M, char *out, size_t cap)
 
 sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step, long last_step)
 {
-    sp_task_event *ev;
+    sp_task_event *ev = NULL;
     size_t n;
     sp_status s = select_events(t, first_step, last_step, &ev, &n);
     if (s != SP_OK || (t->mpi && t->rank != 0)) { /* rank 0 draws every rank's events */
