@@ -40,7 +40,7 @@ def main():
     p.add_argument("--batch", type=int, default=4096)
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--schedule", default="gpipe")
     p.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPU workers (default: the machine's cores)")
     args = p.parse_args()
