@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 sp_status sp_trace_init(struct sp_trace *tr)
@@ -284,6 +285,15 @@ static sp_status open_output(const char *path, FILE **f, char **tmp)
     if (*tmp) {
         snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
         fd = mkstemp(*tmp);
+    }
+    if (fd >= 0) { /* mkstemp makes it 0600; a trace gets the usual 0666 & ~umask */
+        mode_t um = umask(0);
+        umask(um);
+        if (fchmod(fd, 0666 & ~um) != 0) {
+            close(fd);
+            unlink(*tmp);
+            fd = -1;
+        }
     }
     if (fd >= 0 && !(*f = fdopen(fd, "w"))) {
         close(fd);
