@@ -13,14 +13,26 @@ __global__ static void bias_rows(float *y, const float *b, long rows, int out)
         y[i] = b[i % out];
 }
 
-// db[j] += Σ_r dy[r][j], one thread per column: a fixed order, so repeatable
+// db[j] += Σ_r dy[r][j]: a block of 32 columns × 8 row groups; group g sums
+// rows g, g+8, ... and the groups are added in order: repeatable bits, and
+// eight times the parallelism of one thread per column
+#define SUM_COLS 32
+#define SUM_GROUPS 8
 __global__ static void column_sums(float *db, const float *dy, long rows, int out)
 {
-    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < out; j += gridDim.x * blockDim.x) {
-        float s = db[j];
-        for (long r = 0; r < rows; r++)
+    __shared__ float part[SUM_GROUPS][SUM_COLS + 1];
+    const int j = blockIdx.x * SUM_COLS + threadIdx.x;
+    float s = 0.0f;
+    if (j < out)
+        for (long r = threadIdx.y; r < rows; r += SUM_GROUPS)
             s += dy[r * out + j];
-        db[j] = s;
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < out) {
+        float t = db[j];
+        for (int g = 0; g < SUM_GROUPS; g++)
+            t += part[g][threadIdx.x];
+        db[j] = t;
     }
 }
 
@@ -59,6 +71,7 @@ extern "C" void linear_backward_cuda(const struct sp_op_call *c)
     /* dW' (in × out) += x' (in × rows) · dy'ᵀ (rows × out) */
     SP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, rows, &one, c->x[0], in, c->dy, out, &one,
                                 c->dw, in));
-    column_sums<<<sp_blocks(out), SP_THREADS, 0, sp_stream()>>>(c->dw + (long)out * in, c->dy, c->rows, out);
+    column_sums<<<(out + SUM_COLS - 1) / SUM_COLS, dim3(SUM_COLS, SUM_GROUPS), 0, sp_stream()>>>(
+        c->dw + (long)out * in, c->dy, c->rows, out);
     SP_LAUNCH_CHECK();
 }
