@@ -99,7 +99,6 @@ struct sp_trainer {
 sp_status sp_plan_stages(sp_trainer_t *t, const int *starts);
 sp_status sp_plan_tags(sp_trainer_t *t);
 const struct sp_task_tag *sp_tag(const sp_trainer_t *t, char pass, int s, int m);
-int sp_stash_buffers(sp_schedule schedule, int K, int M, int s);
 
 /* schedule.c */
 sp_status sp_submit_step(sp_trainer_t *t);

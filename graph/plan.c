@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sp_stash_buffers(sp_schedule schedule, int K, int M, int s)
+/* Stash buffers of stage s: GPipe keeps every micro-batch; 1F1B and its
+ * variants keep the K − s a stage has in flight (ARCHITECTURE.md, invariant 3). */
+static int stash_buffers(sp_schedule schedule, int K, int M, int s)
 {
     if (schedule == SP_SCHEDULE_GPIPE)
         return M;
@@ -105,7 +107,7 @@ static sp_status plan_stage(sp_trainer_t *t, int s, const int *starts, int *live
     t->act_cols[s] = d->in_cols;
     t->act_cols[s + 1] = d->out_cols;
 
-    sp->n_stash = sp_stash_buffers(t->schedule, t->K, t->M, s);
+    sp->n_stash = stash_buffers(t->schedule, t->K, t->M, s);
     sp->stash_floats = t->rows * (t->recompute ? d->in_cols : d->stash_cols);
     return SP_OK;
 }
