@@ -371,8 +371,11 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
     t->prio_forward = clamp_prio(0);
     t->prio_backward = clamp_prio(1);
     t->prio_weight = clamp_prio(-1);
-    if (o->profile && starpu_profiling_status_set(STARPU_PROFILING_ENABLE) < 0)
+    if (o->profile && starpu_profiling_status_set(STARPU_PROFILING_ENABLE) < 0) {
+        sp_codelets_shutdown();
+        t->mpi ? sp_mpi_starpu_shutdown() : starpu_shutdown();
         return sp_set_error(SP_ERR_STARPU, "trainer: cannot enable StarPU's profiling");
+    }
     /* StarPU's clock is set up by starpu_init; under MPI every rank measures
      * from rank 0's start (one machine shares its monotonic clock) */
     t->trace.t0_us = t->mpi ? sp_mpi_bcast_double(starpu_timing_now(), 0) : starpu_timing_now();
