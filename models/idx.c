@@ -83,7 +83,10 @@ static sp_status expect_end(gzFile f, const char *path)
     return SP_OK;
 }
 
-sp_status sp_idx_load(const char *images_path, const char *labels_path, int classes, sp_dataset *d)
+/* with_images = 0 reads the images' header only (their count and size are
+ * still checked against the labels) and leaves d->x NULL. */
+static sp_status idx_load(const char *images_path, const char *labels_path, int classes, int with_images,
+                          sp_dataset *d)
 {
     memset(d, 0, sizeof(*d));
     uint32_t idim[3], ldim[1];
@@ -111,16 +114,18 @@ sp_status sp_idx_load(const char *images_path, const char *labels_path, int clas
         goto out;
     }
     const size_t n = idim[0], side = (size_t)idim[1] * idim[2];
-    pixels = malloc(n * side);
     labels = malloc(n);
-    d->x = malloc(sizeof(float) * n * side);
     d->label = malloc(sizeof(int32_t) * n);
-    if (!pixels || !labels || !d->x || !d->label) {
+    if (with_images) {
+        pixels = malloc(n * side);
+        d->x = malloc(sizeof(float) * n * side);
+    }
+    if (!labels || !d->label || (with_images && (!pixels || !d->x))) {
         s = sp_set_error(SP_ERR_NOMEM, "%s: cannot allocate %zu images", images_path, n);
         goto out;
     }
-    if ((s = read_exact(fi, images_path, pixels, n * side, "the pixels")) != SP_OK ||
-        (s = expect_end(fi, images_path)) != SP_OK ||
+    if ((with_images && ((s = read_exact(fi, images_path, pixels, n * side, "the pixels")) != SP_OK ||
+                         (s = expect_end(fi, images_path)) != SP_OK)) ||
         (s = read_exact(fl, labels_path, labels, n, "the labels")) != SP_OK ||
         (s = expect_end(fl, labels_path)) != SP_OK)
         goto out;
@@ -132,7 +137,7 @@ sp_status sp_idx_load(const char *images_path, const char *labels_path, int clas
         }
         d->label[i] = labels[i];
     }
-    for (size_t i = 0; i < n * side; i++)
+    for (size_t i = 0; with_images && i < n * side; i++)
         d->x[i] = pixels[i] * (1.0f / 255.0f); /* pixels scaled to [0, 1] */
     d->n = (int)n;
     d->features = (int)side;
@@ -149,13 +154,18 @@ out:
     return s;
 }
 
-sp_status sp_fashion_mnist_load(const char *dir, int train, sp_dataset *d)
+sp_status sp_idx_load(const char *images_path, const char *labels_path, int classes, sp_dataset *d)
+{
+    return idx_load(images_path, labels_path, classes, 1, d);
+}
+
+sp_status sp_fashion_mnist_load(const char *dir, int train, int with_images, sp_dataset *d)
 {
     char images[4096], labels[4096];
     const char *prefix = train ? "train" : "t10k";
     snprintf(images, sizeof(images), "%s/%s-images-idx3-ubyte.gz", dir, prefix);
     snprintf(labels, sizeof(labels), "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    sp_status s = sp_idx_load(images, labels, 10, d);
+    sp_status s = idx_load(images, labels, 10, with_images, d);
     if (s == SP_OK && d->features != 28 * 28) {
         s = sp_set_error(SP_ERR_IO, "%s: images are not 28 x 28 (Fashion-MNIST's size)", images);
         sp_dataset_destroy(d);

@@ -37,8 +37,10 @@ typedef struct sp_dataset {
  * and the problem (sp_error_message()). */
 sp_status sp_idx_load(const char *images_path, const char *labels_path, int classes, sp_dataset *d);
 /* Fashion-MNIST from dir (train: the 60,000 training images, else the
- * 10,000 test images), named as Debian's dataset-fashion-mnist installs them. */
-sp_status sp_fashion_mnist_load(const char *dir, int train, sp_dataset *d);
+ * 10,000 test images), named as Debian's dataset-fashion-mnist installs them.
+ * with_images = 0 reads the labels only (x stays NULL): a rank that holds
+ * only the last stage of a pipeline needs no pixels. */
+sp_status sp_fashion_mnist_load(const char *dir, int train, int with_images, sp_dataset *d);
 /* Only the number of images, from the header (ranks that hold no data). */
 sp_status sp_fashion_mnist_count(const char *dir, int train, int *n);
 void sp_dataset_destroy(sp_dataset *d);

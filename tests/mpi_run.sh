@@ -48,6 +48,20 @@ done
 mpi 2 "${run[@]}" --mpi --stage-ranks 1,0,0,1 >"$tmp/map.json" 2>"$tmp/err" || fail "--stage-ranks 1,0,0,1: $(tail -3 "$tmp/err")"
 [ "$(checksum "$tmp/map.json")" = "$ref" ] || fail "--stage-ranks 1,0,0,1 changes the weights"
 
+# Fashion-MNIST-format files (generated): rank 1 holds only the last stage and
+# reads labels only, rank 0 the pixels; same weights and test accuracy as one process
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$tmp/data" && python3 "$here/make_idx.py" "$tmp/data"
+fm=(train --data fashion-mnist --data-dir "$tmp/data" --hidden 32,32 --batch 64 --microbatches 4 --stages 3 --epochs 1 --cpus 1 --quiet --json)
+"$bin" "${fm[@]}" >"$tmp/fm1.json" 2>"$tmp/err" || fail "fashion in one process: $(cat "$tmp/err")"
+mpi 2 "${fm[@]}" --mpi --stage-ranks 0,0,1 >"$tmp/fm2.json" 2>"$tmp/err" || fail "fashion under 2 ranks: $(tail -3 "$tmp/err")"
+python3 - "$tmp/fm1.json" "$tmp/fm2.json" <<'PY' || fail "fashion: 2 ranks differ from one process"
+import json, sys
+a, b = (json.loads(open(p).read().strip().splitlines()[-1]) for p in sys.argv[1:])
+assert a["params_checksum"] == b["params_checksum"], (a["params_checksum"], b["params_checksum"])
+assert a["test_accuracy"] == b["test_accuracy"], (a["test_accuracy"], b["test_accuracy"])
+PY
+
 # checkpoints across process counts: 4 steps = 2 + save + 2 more
 half=(train --stages 4 --microbatches 4 --batch 64 --hidden 48,48,48 --inputs 24 --samples 256 --cpus 1 --quiet)
 "$bin" "${run[@]}" --schedule gpipe >"$tmp/whole.json" 2>/dev/null

@@ -513,16 +513,18 @@ struct data {
     int *order; /* this epoch's permutation of the training samples */
 };
 
-/* Loads the data set, or (need = 0: a rank that holds neither the first nor
- * the last stage) only learns its size. */
-static int load_data(const struct args *a, struct data *d, int need)
+/* Loads what this rank's stages need: inputs and labels (the first stage),
+ * labels only (the last), or nothing but the data set's size (a rank that
+ * holds neither: under MPI). */
+static int load_data(const struct args *a, struct data *d, int need_x, int need_y)
 {
     sp_status s = SP_OK;
+    const int need = need_x || need_y;
     if (a->data == DATA_FASHION) {
         if (need) {
-            s = sp_fashion_mnist_load(a->data_dir, 1, &d->train);
+            s = sp_fashion_mnist_load(a->data_dir, 1, need_x, &d->train);
             if (s == SP_OK)
-                s = sp_fashion_mnist_load(a->data_dir, 0, &d->test);
+                s = sp_fashion_mnist_load(a->data_dir, 0, need_x, &d->test);
         } else {
             s = sp_fashion_mnist_count(a->data_dir, 1, &d->train.n);
             if (s == SP_OK)
@@ -630,7 +632,7 @@ static int run(struct args *a)
     }
     /* under MPI a rank reads data only where its stages need it; every rank
      * must go on together, so a failure anywhere stops all of them */
-    rc = load_data(a, &d, sp_trainer_needs_inputs(t) || sp_trainer_needs_targets(t));
+    rc = load_data(a, &d, sp_trainer_needs_inputs(t), sp_trainer_needs_targets(t));
     if (a->o.mpi && sp_mpi_any(rc != 0)) {
         rc = rc ? rc : 1;
         goto out;
@@ -677,7 +679,7 @@ static int run(struct args *a)
             goto out;
         }
     }
-    const int have_x = d.train.x != NULL; /* this rank holds the data */
+    const int have_x = d.train.x != NULL, have_y = d.train.label != NULL; /* what this rank holds */
     const long first_step = step;
     /* The schedule's length is the planned run: --epochs, else --steps. A
      * run stopped early by --steps keeps the same learning rates as the full
@@ -701,17 +703,19 @@ static int run(struct args *a)
                 eval_time = 0.0;
                 timed_steps = 0;
             }
-            for (int r = 0; have_x && r < B; r++) {
+            for (int r = 0; r < B; r++) {
                 int i = d.order[batch_in_epoch * B + r];
-                memcpy(xb + (size_t)r * F, d.train.x + (size_t)i * F, sizeof(float) * F);
-                yb[r] = d.train.label[i];
+                if (have_x)
+                    memcpy(xb + (size_t)r * F, d.train.x + (size_t)i * F, sizeof(float) * F);
+                if (have_y)
+                    yb[r] = d.train.label[i];
             }
             if (a->cosine) {
                 double frac = (double)step / (double)total_steps;
                 float lr = (float)(0.5 * base_lr * (1.0 + cos(M_PI * frac)));
                 sp_trainer_set_lr(t, lr > 0.0f ? lr : 1e-12f);
             }
-            s = sp_trainer_step(t, have_x ? xb : NULL, have_x ? yb : NULL, &loss);
+            s = sp_trainer_step(t, have_x ? xb : NULL, have_y ? yb : NULL, &loss);
             if (s != SP_OK) {
                 rc = fail("training step", s);
                 goto out;
