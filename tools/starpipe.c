@@ -83,7 +83,7 @@ static void usage(FILE *f)
             "  --cuts LIST           K-1 op indices where stages 1..K-1 start (default: balanced by FLOPs)\n"
             "  --microbatches M      micro-batches per batch (default 4); batch must be divisible by M\n"
             "  --batch B             rows per training step (default 128)\n"
-            "  --placement P         pinned (stage s on CPU worker s mod n, default), free (the policy\n"
+            "  --placement P         pinned (stage s on worker s mod n of --device's kind, default), free (the policy\n"
             "                        decides), device (any worker of the stage's device) or a map with\n"
             "                        one entry per stage: cpu (any CPU worker), cpuN, cuda, cudaG\n"
             "  --schedule NAME       gpipe (default: all forwards, then all backwards), 1f1b (K-s stashes\n"
