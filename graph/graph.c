@@ -329,9 +329,9 @@ int sp_graph_last_use(const sp_graph_t *g, int t)
     return -1;
 }
 
-/* splitmix64: a small, well-mixed generator; one stream per op, so a
- * parameter's initial value does not depend on how the graph is cut. */
-static uint64_t splitmix64(uint64_t *s)
+/* splitmix64: a small, well-mixed generator; parameters use one stream per
+ * op, so a parameter's initial value does not depend on how the graph is cut. */
+uint64_t sp_splitmix64(uint64_t *s)
 {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -341,7 +341,7 @@ static uint64_t splitmix64(uint64_t *s)
 
 static float uniform_pm(uint64_t *s, float bound)
 {
-    float u = (float)(splitmix64(s) >> 40) * (1.0f / 16777216.0f); /* [0, 1) */
+    float u = (float)(sp_splitmix64(s) >> 40) * (1.0f / 16777216.0f); /* [0, 1) */
     return (2.0f * u - 1.0f) * bound;
 }
 

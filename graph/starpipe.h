@@ -71,6 +71,10 @@ const char *sp_error_message(void);
  * (data sets, model builders) that reports errors the same way. */
 sp_status sp_set_error(sp_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The seeded generator behind parameter initialisation, the synthetic data
+ * set and data shuffling (splitmix64): advances *state, returns 64 bits. */
+uint64_t sp_splitmix64(uint64_t *state);
+
 /* ---- graph ------------------------------------------------------------ */
 
 typedef struct sp_graph sp_graph_t;

@@ -9,14 +9,6 @@
 
 #define TEACHER_FANIN 16
 
-static uint64_t next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 sp_status sp_synthetic_create(sp_synthetic *d, int n, int inputs, int classes, uint64_t seed)
 {
     memset(d, 0, sizeof(*d));
@@ -33,13 +25,13 @@ sp_status sp_synthetic_create(sp_synthetic *d, int n, int inputs, int classes, u
     }
     uint64_t s = seed ^ 0x5eed5eed5eedULL;
     for (int i = 0; i < classes * TEACHER_FANIN; i++) {
-        idx[i] = (int)(next(&s) % (uint64_t)inputs);
-        sign[i] = (next(&s) & 1) ? 1.0f : -1.0f;
+        idx[i] = (int)(sp_splitmix64(&s) % (uint64_t)inputs);
+        sign[i] = (sp_splitmix64(&s) & 1) ? 1.0f : -1.0f;
     }
     for (int r = 0; r < n; r++) {
         float *x = d->x + (size_t)r * inputs;
         for (int j = 0; j < inputs; j++)
-            x[j] = (float)(next(&s) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+            x[j] = (float)(sp_splitmix64(&s) >> 40) * (2.0f / 16777216.0f) - 1.0f;
         int best = 0;
         float best_v = 0.0f;
         for (int c = 0; c < classes; c++) {

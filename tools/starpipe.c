@@ -557,14 +557,6 @@ static int load_data(const struct args *a, struct data *d, int need_x, int need_
     return 0;
 }
 
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* The order of epoch e depends on (seed, e) alone, so a resumed run replays it. */
 static void shuffle(int *order, int n, uint64_t seed, long epoch)
 {
@@ -572,7 +564,7 @@ static void shuffle(int *order, int n, uint64_t seed, long epoch)
     for (int i = 0; i < n; i++)
         order[i] = i;
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)(mix(&s) % (uint64_t)(i + 1));
+        int j = (int)(sp_splitmix64(&s) % (uint64_t)(i + 1));
         int t = order[i];
         order[i] = order[j];
         order[j] = t;
