@@ -321,34 +321,39 @@ static sp_status finish_output(FILE *f, char *tmp, const char *path)
 }
 
 /* The events of steps [first, last], copied (the callers only read them). */
-static sp_status select_events(sp_trainer_t *t, long first, long last, sp_task_event **out, size_t *n_out)
+/* What both pictures start with: every rank's events of steps [first, last]
+ * (collective under MPI) and, on the rank that writes (rank 0), the
+ * temporary output file. *f stays NULL on the other ranks and on failure,
+ * where *out is freed already. */
+static sp_status begin_output(sp_trainer_t *t, const char *path, long first, long last, sp_task_event **out,
+                              size_t *n_out, FILE **f, char **tmp)
 {
+    *f = NULL;
     sp_status s = all_events(t, out, n_out);
-    if (s != SP_OK)
-        return s;
-    size_t kept = 0;
-    for (size_t i = 0; i < *n_out; i++)
-        if ((*out)[i].step >= first && (*out)[i].step <= last)
-            (*out)[kept++] = (*out)[i];
-    *n_out = kept;
-    return SP_OK;
+    if (s == SP_OK && !(t->mpi && t->rank != 0)) {
+        size_t kept = 0;
+        for (size_t i = 0; i < *n_out; i++)
+            if ((*out)[i].step >= first && (*out)[i].step <= last)
+                (*out)[kept++] = (*out)[i];
+        *n_out = kept;
+        s = open_output(path, f, tmp);
+    }
+    if (!*f) {
+        free(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path, long first_step, long last_step)
 {
-    sp_task_event *ev = NULL;
+    sp_task_event *ev;
     size_t n;
-    sp_status s = select_events(t, first_step, last_step, &ev, &n);
-    if (s != SP_OK || (t->mpi && t->rank != 0)) { /* rank 0 writes every rank's events */
-        free(ev);
-        return s;
-    }
     char *tmp;
     FILE *f;
-    if ((s = open_output(path, &f, &tmp)) != SP_OK) {
-        free(ev);
+    sp_status s = begin_output(t, path, first_step, last_step, &ev, &n, &f, &tmp);
+    if (!f) /* an error, or not the rank that writes */
         return s;
-    }
     /* one process per rank (pid), one track per worker (tid) */
     fprintf(f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     const unsigned nw = starpu_worker_get_count();
@@ -385,13 +390,13 @@ static void task_colour(const sp_task_event *e, int M, char *out, size_t cap)
 
 sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step, long last_step)
 {
-    sp_task_event *ev = NULL;
+    sp_task_event *ev;
     size_t n;
-    sp_status s = select_events(t, first_step, last_step, &ev, &n);
-    if (s != SP_OK || (t->mpi && t->rank != 0)) { /* rank 0 draws every rank's events */
-        free(ev);
+    char *tmp;
+    FILE *f;
+    sp_status s = begin_output(t, path, first_step, last_step, &ev, &n, &f, &tmp);
+    if (!f) /* an error, or not the rank that writes */
         return s;
-    }
     /* one row per (rank, worker), keyed rank·STARPU_NMAXWORKERS + worker */
     int rows[SP_STATS_MAX], nrows = 0;
     double t_lo = INFINITY, t_hi = -INFINITY;
@@ -416,12 +421,6 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step,
     const double left = 130, width = 1200, row_h = 28, top = 40;
     const double span = t_hi > t_lo ? t_hi - t_lo : 1;
     const double height = top + row_h * nrows + 50;
-    char *tmp;
-    FILE *f;
-    if ((s = open_output(path, &f, &tmp)) != SP_OK) {
-        free(ev);
-        return s;
-    }
     fprintf(f,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
