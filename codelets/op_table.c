@@ -16,7 +16,7 @@ static double linear_flops(int in, int out) { return 2.0 * in * out; }
 static double pointwise_flops(int in, int out) { (void)out; return (double)in; }
 static double gelu_flops(int in, int out) { (void)out; return 20.0 * in; }
 static double layernorm_flops(int in, int out) { (void)out; return 8.0 * in; }
-static double softmax_ce_flops(int in, int out) { (void)out; return 6.0 * in; }
+static double softmax_cross_entropy_flops(int in, int out) { (void)out; return 6.0 * in; }
 static double mse_flops(int in, int out) { (void)out; return 4.0 * in; }
 
 /* backward: linear is two GEMMs (dx = dy·W, dW = dyᵀ·x), one without dx;
@@ -49,9 +49,9 @@ const struct sp_op_info sp_op_table[SP_OP_COUNT] = {
                          .flops_per_row = layernorm_flops, .backward_flops_per_row = layernorm_bwd, .forward_cpu = layernorm_forward_cpu,
                          .backward_cpu = layernorm_backward_cpu, .forward_cuda = SP_CUDA(layernorm_forward_cuda),
                          .backward_cuda = SP_CUDA(layernorm_backward_cuda)},
-    [SP_OP_SOFTMAX_CE] = {.name = "softmax_cross_entropy", .n_inputs = 1, .param_count = no_params,
-                          .flops_per_row = softmax_ce_flops, .backward_flops_per_row = loss_bwd, .loss_cpu = softmax_ce_loss_cpu,
-                          .loss_cuda = SP_CUDA(softmax_ce_loss_cuda),
+    [SP_OP_SOFTMAX_CROSS_ENTROPY] = {.name = "softmax_cross_entropy", .n_inputs = 1, .param_count = no_params,
+                          .flops_per_row = softmax_cross_entropy_flops, .backward_flops_per_row = loss_bwd, .loss_cpu = softmax_cross_entropy_loss_cpu,
+                          .loss_cuda = SP_CUDA(softmax_cross_entropy_loss_cuda),
                           .target_elem = sizeof(int32_t), .target_per_col = 0},
     [SP_OP_MSE] = {.name = "mse", .n_inputs = 1, .param_count = no_params,
                    .flops_per_row = mse_flops, .backward_flops_per_row = loss_bwd, .loss_cpu = mse_loss_cpu, .loss_cuda = SP_CUDA(mse_loss_cuda),

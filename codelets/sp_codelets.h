@@ -14,6 +14,8 @@
 #ifndef SP_CODELETS_H
 #define SP_CODELETS_H
 
+#include "starpipe.h" /* the public enums (optimizer type) */
+
 #include <starpu.h>
 #include <stdint.h>
 
@@ -27,7 +29,7 @@ enum sp_op_type {
     SP_OP_GELU,
     SP_OP_ADD,
     SP_OP_LAYERNORM,
-    SP_OP_SOFTMAX_CE,
+    SP_OP_SOFTMAX_CROSS_ENTROPY,
     SP_OP_MSE,
     SP_OP_COUNT
 };
@@ -104,7 +106,7 @@ void add_forward_cpu(const struct sp_op_call *c);
 void add_backward_cpu(const struct sp_op_call *c);
 void layernorm_forward_cpu(const struct sp_op_call *c);
 void layernorm_backward_cpu(const struct sp_op_call *c);
-double softmax_ce_loss_cpu(const struct sp_loss_call *c);
+double softmax_cross_entropy_loss_cpu(const struct sp_loss_call *c);
 double mse_loss_cpu(const struct sp_loss_call *c);
 /* CUDA versions, in codelets/<op>.cu (built when CUDA is) */
 void linear_forward_cuda(const struct sp_op_call *c);
@@ -117,7 +119,7 @@ void add_forward_cuda(const struct sp_op_call *c);
 void add_backward_cuda(const struct sp_op_call *c);
 void layernorm_forward_cuda(const struct sp_op_call *c);
 void layernorm_backward_cuda(const struct sp_op_call *c);
-void softmax_ce_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
+void softmax_cross_entropy_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
 void mse_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
 /* SP_CUDA(fn) is fn in a CUDA build, NULL otherwise: one table row, one codelet
  * literal, whatever the build. */
@@ -210,10 +212,8 @@ extern struct starpu_codelet sp_cl_eval;
 
 /* ---- optimizers ---------------------------------------------------------- */
 
-enum sp_opt_kind { SP_OPT_SGD, SP_OPT_ADAMW };
-
 struct sp_opt_args {
-    enum sp_opt_kind kind;
+    sp_optimizer_type type;
     float lr, momentum, beta1, beta2, eps, weight_decay;
     long step; /* 1-based, for AdamW's bias correction */
 };

@@ -14,7 +14,7 @@ static void update(void *buffers[], const struct sp_opt_args *a, sp_update_fn sg
     float *g = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
     float *state = (float *)STARPU_VECTOR_GET_PTR(buffers[2]);
     long n = (long)STARPU_VECTOR_GET_NX(buffers[0]);
-    (a->kind == SP_OPT_ADAMW ? adamw : sgd)(p, g, state, n, a);
+    (a->type == SP_OPTIMIZER_ADAMW ? adamw : sgd)(p, g, state, n, a);
 }
 
 static void update_cpu(void *buffers[], void *cl_arg) { update(buffers, cl_arg, sgd_update_cpu, adamw_update_cpu); }

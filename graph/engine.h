@@ -1,8 +1,9 @@
 /*
  * engine.h — the trainer's private state, shared by the files that build and
- * run it: trainer.c (life cycle, data, public calls), plan.c (stage layouts),
- * schedule.c (task submission and the schedules' orders), trace.c (measured
- * timelines and their pictures). Not installed.
+ * run it: trainer.c (life cycle, step, evaluate), options.c, placement.c,
+ * data.c (StarPU registration), params.c (parameter access), ranks.c (MPI),
+ * plan.c (stage layouts), schedule.c (the schedules and task submission),
+ * trace.c (measured timelines and their pictures). Not installed.
  */
 #ifndef SP_ENGINE_H
 #define SP_ENGINE_H
@@ -17,7 +18,7 @@
  * its name (kept alive for traces) and what trace events need. */
 struct sp_task_tag {
     char name[SP_TASK_NAME_MAX];
-    char pass;
+    sp_pass pass;
     int stage, microbatch;
 };
 
@@ -79,7 +80,7 @@ struct sp_trainer {
     int prio_forward, prio_backward, prio_weight;
     int nworkers;
     int broken; /* a submission failed midway: the state is no longer a training run */
-    char sched_name[64];
+    char policy_name[64];
     struct sp_trace trace;
     /* StarPU-MPI: every rank holds the whole plan; stage s's data lives on stage_rank[s] */
     int mpi, rank, nranks;
@@ -95,12 +96,29 @@ struct sp_trainer {
 #define ACT(t, b, m) ((t)->act[(b) * (t)->M + (m)])
 #define GRAD(t, b, m) ((t)->grad[(b) * (t)->M + (m)])
 
+/* options.c */
+sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o);
+struct starpu_sched_policy *sp_policy_find(const char *name);
+
+/* placement.c: each stage's worker or worker set (after starpu_init) */
+sp_status sp_place_stages(sp_trainer_t *t, const sp_train_opts *o);
+
+/* data.c: register every buffer with StarPU (and under MPI its tag and
+ * owner), initialise the parameters; release unregisters and frees */
+sp_status sp_data_register(sp_trainer_t *t, uint64_t seed);
+void sp_data_release(sp_trainer_t *t);
+
+/* ranks.c: under MPI, the stage → rank map and the ranks' agreement */
+sp_status sp_ranks_setup(sp_trainer_t *t, const sp_train_opts *o, const int *starts);
+
 /* plan.c */
 sp_status sp_plan_stages(sp_trainer_t *t, const int *starts);
 sp_status sp_plan_tags(sp_trainer_t *t);
-const struct sp_task_tag *sp_tag(const sp_trainer_t *t, char pass, int s, int m);
+const struct sp_task_tag *sp_tag(const sp_trainer_t *t, sp_pass pass, int s, int m);
 
 /* schedule.c */
+int sp_schedule_stash_buffers(sp_schedule schedule, int K, int M, int s);
+int sp_schedule_splits_backward(sp_schedule schedule);
 sp_status sp_submit_step(sp_trainer_t *t);
 sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples, int first);
 

@@ -231,7 +231,7 @@ static sp_status set_loss(sp_graph_t *g, enum sp_op_type type, sp_tensor pred)
         s = check_tensor(g, op, pred);
     if (s != SP_OK)
         return s;
-    if (type == SP_OP_SOFTMAX_CE && g->tensors[pred].cols < 2)
+    if (type == SP_OP_SOFTMAX_CROSS_ENTROPY && g->tensors[pred].cols < 2)
         return sp_set_error(SP_ERR_SHAPE, "%s: logits (B, %d) need at least 2 classes", op,
                        g->tensors[pred].cols);
     g->has_loss = 1;
@@ -242,7 +242,7 @@ static sp_status set_loss(sp_graph_t *g, enum sp_op_type type, sp_tensor pred)
 
 sp_status sp_softmax_cross_entropy(sp_graph_t *g, sp_tensor logits)
 {
-    return set_loss(g, SP_OP_SOFTMAX_CE, logits);
+    return set_loss(g, SP_OP_SOFTMAX_CROSS_ENTROPY, logits);
 }
 
 sp_status sp_mse_loss(sp_graph_t *g, sp_tensor pred) { return set_loss(g, SP_OP_MSE, pred); }
@@ -327,6 +327,14 @@ int sp_graph_last_use(const sp_graph_t *g, int t)
         if (sp_graph_op_reads(g, i, t))
             return i;
     return -1;
+}
+
+uint64_t sp_fnv1a(uint64_t h, const void *bytes, size_t n)
+{
+    const unsigned char *b = bytes;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
 }
 
 /* splitmix64: a small, well-mixed generator; parameters use one stream per

@@ -35,6 +35,11 @@ struct sp_graph {
     int loss_in;            /* tensor the loss reads */
 };
 
+/* FNV-1a 64: h = SP_FNV1A_INIT, then fold in bytes (params_checksum, the
+ * MPI options fingerprint). */
+#define SP_FNV1A_INIT 0xcbf29ce484222325ULL
+uint64_t sp_fnv1a(uint64_t h, const void *bytes, size_t n);
+
 /* Clears the message (start of a public call that may fail). */
 void sp_clear_error(void);
 

@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Stash buffers of stage s: GPipe keeps every micro-batch; 1F1B and its
- * variants keep the K − s a stage has in flight (ARCHITECTURE.md, invariant 3). */
-static int stash_buffers(sp_schedule schedule, int K, int M, int s)
-{
-    if (schedule == SP_SCHEDULE_GPIPE)
-        return M;
-    return K - s < M ? K - s : M; /* 1F1B and its variants: K − s in flight at stage s */
-}
-
 /* Tensors alive across the boundary before op `first` (first = n_ops: the
  * loss's input): made before it, read at or after it. Ascending ids. */
 static int live_set(const sp_graph_t *g, int first, int *out)
@@ -107,7 +98,7 @@ static sp_status plan_stage(sp_trainer_t *t, int s, const int *starts, int *live
     t->act_cols[s] = d->in_cols;
     t->act_cols[s + 1] = d->out_cols;
 
-    sp->n_stash = stash_buffers(t->schedule, t->K, t->M, s);
+    sp->n_stash = sp_schedule_stash_buffers(t->schedule, t->K, t->M, s);
     sp->stash_floats = t->rows * (t->recompute ? d->in_cols : d->stash_cols);
     return SP_OK;
 }
@@ -125,30 +116,30 @@ sp_status sp_plan_stages(sp_trainer_t *t, const int *starts)
 }
 
 /* Tag layout: F, B, W (K·M each), then L, E (M each), then U (K). */
-const struct sp_task_tag *sp_tag(const sp_trainer_t *t, char pass, int s, int m)
+const struct sp_task_tag *sp_tag(const sp_trainer_t *t, sp_pass pass, int s, int m)
 {
     const size_t KM = (size_t)t->K * t->M;
     size_t i;
     switch (pass) {
-    case 'F': i = (size_t)s * t->M + m; break;
-    case 'B': i = KM + (size_t)s * t->M + m; break;
-    case 'W': i = 2 * KM + (size_t)s * t->M + m; break;
-    case 'L': i = 3 * KM + (size_t)m; break;
-    case 'E': i = 3 * KM + t->M + (size_t)m; break;
-    default: i = 3 * KM + 2 * (size_t)t->M + (size_t)s; break; /* 'U' */
+    case SP_PASS_FORWARD: i = (size_t)s * t->M + m; break;
+    case SP_PASS_BACKWARD: i = KM + (size_t)s * t->M + m; break;
+    case SP_PASS_WEIGHT: i = 2 * KM + (size_t)s * t->M + m; break;
+    case SP_PASS_LOSS: i = 3 * KM + (size_t)m; break;
+    case SP_PASS_EVAL: i = 3 * KM + t->M + (size_t)m; break;
+    default: i = 3 * KM + 2 * (size_t)t->M + (size_t)s; break; /* SP_PASS_UPDATE */
     }
     return &t->tags[i];
 }
 
-static void set_tag(sp_trainer_t *t, char pass, int s, int m)
+static void set_tag(sp_trainer_t *t, sp_pass pass, int s, int m)
 {
     struct sp_task_tag *tag = (struct sp_task_tag *)sp_tag(t, pass, s, m);
     tag->pass = pass;
     tag->stage = s;
     tag->microbatch = m;
-    if (pass == 'L' || pass == 'E')
+    if (pass == SP_PASS_LOSS || pass == SP_PASS_EVAL)
         snprintf(tag->name, sizeof(tag->name), "%c m%d", pass, m);
-    else if (pass == 'U')
+    else if (pass == SP_PASS_UPDATE)
         snprintf(tag->name, sizeof(tag->name), "U s%d", s);
     else
         snprintf(tag->name, sizeof(tag->name), "%c s%d m%d", pass, s, m);
@@ -162,15 +153,15 @@ sp_status sp_plan_tags(sp_trainer_t *t)
         return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory for task names");
     for (int s = 0; s < K; s++) {
         for (int m = 0; m < M; m++) {
-            set_tag(t, 'F', s, m);
-            set_tag(t, 'B', s, m);
-            set_tag(t, 'W', s, m);
+            set_tag(t, SP_PASS_FORWARD, s, m);
+            set_tag(t, SP_PASS_BACKWARD, s, m);
+            set_tag(t, SP_PASS_WEIGHT, s, m);
         }
-        set_tag(t, 'U', s, -1);
+        set_tag(t, SP_PASS_UPDATE, s, -1);
     }
     for (int m = 0; m < M; m++) {
-        set_tag(t, 'L', -1, m);
-        set_tag(t, 'E', -1, m);
+        set_tag(t, SP_PASS_LOSS, -1, m);
+        set_tag(t, SP_PASS_EVAL, -1, m);
     }
     return SP_OK;
 }

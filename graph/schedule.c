@@ -24,6 +24,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- the schedules ------------------------------------------------------- */
+
+/* One row per schedule: its name and the two facts that shape its tasks. */
+static const struct sp_schedule_info {
+    const char *name;
+    int in_flight;      /* stage s keeps K − s stash buffers (the 1F1B family), else M */
+    int split_backward; /* B split into input-gradient B and weight-gradient W tasks */
+} schedules[] = {
+    [SP_SCHEDULE_GPIPE] = {"gpipe", 0, 0},
+    [SP_SCHEDULE_1F1B] = {"1f1b", 1, 0},
+    [SP_SCHEDULE_ZB] = {"zb", 1, 1},
+    [SP_SCHEDULE_INTERLEAVED] = {"interleaved", 1, 0},
+};
+#define N_SCHEDULES ((int)(sizeof(schedules) / sizeof(*schedules)))
+
+sp_status sp_schedule_parse(const char *name, sp_schedule *out)
+{
+    sp_clear_error();
+    for (int i = 0; name && i < N_SCHEDULES; i++)
+        if (!strcmp(name, schedules[i].name)) {
+            *out = (sp_schedule)i;
+            return SP_OK;
+        }
+    return sp_set_error(SP_ERR_INVALID_ARG, "unknown schedule '%s' (choose gpipe, 1f1b, zb or interleaved)",
+                        name ? name : "(null)");
+}
+
+const char *sp_schedule_name(sp_schedule s)
+{
+    return s >= 0 && (int)s < N_SCHEDULES ? schedules[s].name : "?";
+}
+
+/* Stash buffers of stage s: GPipe keeps every micro-batch; 1F1B and its
+ * variants keep the K − s a stage has in flight (ARCHITECTURE.md, invariant 3). */
+int sp_schedule_stash_buffers(sp_schedule schedule, int K, int M, int s)
+{
+    if (!schedules[schedule].in_flight)
+        return M;
+    return K - s < M ? K - s : M;
+}
+
+int sp_schedule_splits_backward(sp_schedule schedule) { return schedules[schedule].split_backward; }
+
 struct sp_access {
     starpu_data_handle_t h;
     enum starpu_data_access_mode mode;
@@ -80,7 +123,7 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
             t->broken = 1;
             return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
         }
-        *a = (struct sp_trace_arg){.trace = &t->trace, .tag = tag, .step = tag->pass == 'E' ? 0 : t->step};
+        *a = (struct sp_trace_arg){.trace = &t->trace, .tag = tag, .step = tag->pass == SP_PASS_EVAL ? 0 : t->step};
         task->callback_func = sp_trace_record;
         task->callback_arg = a;
         task->callback_arg_free = 1;
@@ -112,14 +155,14 @@ static sp_status submit_forward(sp_trainer_t *t, int s, int m)
                               {sp->fwd_work_h, STARPU_SCRATCH}};
     return submit(t, t->recompute ? &sp_cl_stage_forward_recompute : &sp_cl_stage_forward, acc,
                   t->recompute ? 5 : 4, &sp->desc, sizeof(sp->desc), 0, t->prio_forward, sp,
-                  sp_tag(t, 'F', s, m));
+                  sp_tag(t, SP_PASS_FORWARD, s, m));
 }
 
 /* Fused backward, or (zero-bubble) its input-gradient half. */
 static sp_status submit_backward(sp_trainer_t *t, int s, int m)
 {
     struct sp_stage_plan *sp = &t->st[s];
-    const int zb = t->schedule == SP_SCHEDULE_ZB;
+    const int zb = sp_schedule_splits_backward(t->schedule);
     struct sp_access acc[6] = {{GRAD(t, s + 1, m), STARPU_R}, {STASH(sp, m), STARPU_R}, {sp->params_h, STARPU_R}};
     int n = 3;
     if (zb) {
@@ -131,7 +174,7 @@ static sp_status submit_backward(sp_trainer_t *t, int s, int m)
     if (s > 0)
         acc[n++] = (struct sp_access){GRAD(t, s, m), STARPU_W};
     return submit(t, zb ? &sp_cl_stage_backward_input : &sp_cl_stage_backward, acc, n, &sp->desc,
-                  sizeof(sp->desc), 0, t->prio_backward, sp, sp_tag(t, 'B', s, m));
+                  sizeof(sp->desc), 0, t->prio_backward, sp, sp_tag(t, SP_PASS_BACKWARD, s, m));
 }
 
 static sp_status submit_weight(sp_trainer_t *t, int s, int m)
@@ -142,7 +185,7 @@ static sp_status submit_weight(sp_trainer_t *t, int s, int m)
                               {sp->params_h, STARPU_R},
                               {sp->dparams_h, STARPU_RW}};
     return submit(t, &sp_cl_stage_backward_weight, acc, 4, &sp->desc, sizeof(sp->desc), 0, t->prio_weight, sp,
-                  sp_tag(t, 'W', s, m));
+                  sp_tag(t, SP_PASS_WEIGHT, s, m));
 }
 
 /* The loss arguments for `rows` valid rows of a mean over `samples` samples. */
@@ -170,7 +213,7 @@ static sp_status submit_loss(sp_trainer_t *t, int m)
                               {t->loss_h, STARPU_RW},
                               {t->loss_work_h, STARPU_SCRATCH}};
     return submit(t, &sp_cl_loss, acc, 5, a, sizeof(*a), 1, t->prio_backward, &t->st[t->K - 1],
-                  sp_tag(t, 'L', -1, m));
+                  sp_tag(t, SP_PASS_LOSS, -1, m));
 }
 
 static sp_status submit_update(sp_trainer_t *t, int s)
@@ -180,12 +223,12 @@ static sp_status submit_update(sp_trainer_t *t, int s)
     if (!a)
         return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
     const sp_optimizer *o = &t->optimizer;
-    *a = (struct sp_opt_args){.kind = o->type == SP_OPTIMIZER_ADAMW ? SP_OPT_ADAMW : SP_OPT_SGD,
+    *a = (struct sp_opt_args){.type = o->type,
                               .lr = o->lr, .momentum = o->momentum, .beta1 = o->beta1,
                               .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
                               .step = t->step};
     struct sp_access acc[] = {{sp->params_h, STARPU_RW}, {sp->dparams_h, STARPU_RW}, {sp->opt_h, STARPU_RW}};
-    return submit(t, &sp_cl_update, acc, 3, a, sizeof(*a), 1, t->prio_backward, sp, sp_tag(t, 'U', s, -1));
+    return submit(t, &sp_cl_update, acc, 3, a, sizeof(*a), 1, t->prio_backward, sp, sp_tag(t, SP_PASS_UPDATE, s, -1));
 }
 
 sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples, int first)
@@ -203,33 +246,34 @@ sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples,
                               {t->eval_h, STARPU_RW},
                               {t->loss_work_h, STARPU_SCRATCH}};
     return submit(t, &sp_cl_eval, acc, 4, a, sizeof(*a), 1, t->prio_backward, &t->st[t->K - 1],
-                  sp_tag(t, 'E', -1, m));
+                  sp_tag(t, SP_PASS_EVAL, -1, m));
 }
 
 /* ---- the schedules' op lists ----------------------------------------------- */
 
-struct op {
-    char pass; /* F, L, B, W */
+/* One entry of a stage's task list: which task, for which micro-batch. */
+struct sp_stage_task {
+    sp_pass pass; /* forward, loss, backward, weight */
     int m;
 };
 
 /* Stage s's op list; returns its length. */
-static int stage_list(const sp_trainer_t *t, int s, struct op *list)
+static int stage_list(const sp_trainer_t *t, int s, struct sp_stage_task *list)
 {
     const int K = t->K, M = t->M, last = s == K - 1;
-    const int zb = t->schedule == SP_SCHEDULE_ZB;
+    const int zb = sp_schedule_splits_backward(t->schedule);
     int n = 0;
 #define PUSH_F(mb)                                     \
     do {                                               \
-        list[n++] = (struct op){'F', (mb)};            \
+        list[n++] = (struct sp_stage_task){SP_PASS_FORWARD, (mb)};            \
         if (last)                                      \
-            list[n++] = (struct op){'L', (mb)};        \
+            list[n++] = (struct sp_stage_task){SP_PASS_LOSS, (mb)};        \
     } while (0)
 #define PUSH_B(mb)                                     \
     do {                                               \
-        list[n++] = (struct op){'B', (mb)};            \
+        list[n++] = (struct sp_stage_task){SP_PASS_BACKWARD, (mb)};            \
         if (zb)                                        \
-            list[n++] = (struct op){'W', (mb)};        \
+            list[n++] = (struct sp_stage_task){SP_PASS_WEIGHT, (mb)};        \
     } while (0)
     const int warm = t->st[s].n_stash; /* forwards before the first backward */
     for (int m = 0; m < warm; m++)
@@ -248,7 +292,7 @@ sp_status sp_submit_step(sp_trainer_t *t)
 {
     const int K = t->K, M = t->M;
     const int per_stage = 4 * M; /* F, L, B, W at most */
-    struct op *lists = malloc(sizeof(*lists) * (size_t)K * per_stage);
+    struct sp_stage_task *lists = malloc(sizeof(*lists) * (size_t)K * per_stage);
     int *len = calloc((size_t)K, sizeof(int)), *pos = calloc((size_t)K, sizeof(int));
     /* what has been submitted: forward and backward (input half) per stage */
     unsigned char *f_done = calloc((size_t)K * M, 1), *b_done = calloc((size_t)K * M, 1);
@@ -266,16 +310,16 @@ sp_status sp_submit_step(sp_trainer_t *t)
         int progress = 0;
         for (int k = K - 1; k >= 0 && s == SP_OK; k--) {
             while (pos[k] < len[k] && s == SP_OK) {
-                const struct op o = lists[(size_t)k * per_stage + pos[k]];
-                int ready = o.pass == 'F'   ? k == 0 || f_done[(k - 1) * M + o.m]
-                            : o.pass == 'B' ? (k == K - 1 ? l_done[o.m] : b_done[(k + 1) * M + o.m])
+                const struct sp_stage_task o = lists[(size_t)k * per_stage + pos[k]];
+                int ready = o.pass == SP_PASS_FORWARD   ? k == 0 || f_done[(k - 1) * M + o.m]
+                            : o.pass == SP_PASS_BACKWARD ? (k == K - 1 ? l_done[o.m] : b_done[(k + 1) * M + o.m])
                                             : 1; /* L and W follow their F and B in the list */
                 if (!ready)
                     break;
                 switch (o.pass) {
-                case 'F': s = submit_forward(t, k, o.m); f_done[k * M + o.m] = 1; break;
-                case 'L': s = submit_loss(t, o.m); l_done[o.m] = 1; break;
-                case 'B': s = submit_backward(t, k, o.m); b_done[k * M + o.m] = 1; break;
+                case SP_PASS_FORWARD: s = submit_forward(t, k, o.m); f_done[k * M + o.m] = 1; break;
+                case SP_PASS_LOSS: s = submit_loss(t, o.m); l_done[o.m] = 1; break;
+                case SP_PASS_BACKWARD: s = submit_backward(t, k, o.m); b_done[k * M + o.m] = 1; break;
                 default: s = submit_weight(t, k, o.m); break;
                 }
                 pos[k]++;

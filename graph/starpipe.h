@@ -27,7 +27,7 @@
  *
  *     sp_train_opts o;
  *     sp_train_opts_init(&o);                  // K = 1, M = 1, SGD, StarPU's default policy
- *     o.stages = 2; o.microbatches = 8; o.batch = 256; o.sched = "dmda";
+ *     o.stages = 2; o.microbatches = 8; o.batch = 256; o.policy = "dmda";
  *     sp_trainer_t *t;
  *     if (sp_trainer_create(g, &o, &t) != SP_OK)
  *         fprintf(stderr, "%s\n", sp_error_message());
@@ -153,6 +153,14 @@ typedef enum sp_schedule {
 
 sp_status sp_schedule_parse(const char *name, sp_schedule *s);
 const char *sp_schedule_name(sp_schedule s);
+/* "pinned", "free", "device", or a map (anything made of cpu/cuda entries:
+ * its entries are checked when the stages are placed). */
+sp_status sp_placement_parse(const char *name, sp_placement *p);
+/* The placement's name; for a map, the map itself. */
+const char *sp_placement_name(sp_placement p, const char *map);
+/* "cpu" or "cuda". */
+sp_status sp_device_parse(const char *name, sp_device *d);
+const char *sp_device_name(sp_device d);
 
 typedef enum sp_optimizer_type {
     SP_OPTIMIZER_SGD,   /* SGD with momentum (PyTorch semantics, dampening 0) */
@@ -173,7 +181,7 @@ typedef struct sp_train_opts {
     const int *cuts;       /* K−1 increasing op indices where stages 1..K−1 start; NULL = balance by FLOPs */
     int microbatches;      /* M ≥ 1; batch must be divisible by M */
     int batch;             /* B, rows per training step */
-    const char *sched;     /* StarPU policy name; wins over STARPU_SCHED (hidden during
+    const char *policy;    /* StarPU scheduling policy name; wins over STARPU_SCHED (hidden during
                               starpu_init); NULL = STARPU_SCHED, else StarPU's default (lws) */
     sp_placement placement;
     const char *placement_map; /* SP_PLACEMENT_MAP: K comma-separated entries, each "cpu" (any
@@ -201,6 +209,7 @@ void sp_train_opts_init(sp_train_opts *o);
 void sp_optimizer_defaults(sp_optimizer *o, sp_optimizer_type type);
 /* Parses "sgd" or "adamw". */
 sp_status sp_optimizer_parse(const char *name, sp_optimizer_type *type);
+const char *sp_optimizer_name(sp_optimizer_type type);
 /* Whether name is one of StarPU's predefined scheduling policies. */
 int sp_sched_policy_exists(const char *name);
 /* Comma-separated list of StarPU's predefined policy names (static storage). */
@@ -272,20 +281,28 @@ sp_optimizer_type sp_trainer_optimizer(const sp_trainer_t *t);
 int sp_trainer_needs_inputs(const sp_trainer_t *t);
 int sp_trainer_needs_targets(const sp_trainer_t *t);
 /* Name of the StarPU policy in use. */
-const char *sp_trainer_sched_name(const sp_trainer_t *t);
+const char *sp_trainer_policy_name(const sp_trainer_t *t);
 /* Number of workers the trainer's stages were pinned to / could use. */
 int sp_trainer_worker_count(const sp_trainer_t *t);
 void sp_trainer_destroy(sp_trainer_t *t);
 
 /* ---- measured timelines (needs sp_train_opts.profile) -------------------- */
 
-/* One executed task, as StarPU's profiling measured it. pass is 'F', 'B'
- * (or the input-gradient half under zb), 'W' (weight gradient, zb), 'L'
- * (loss), 'U' (optimizer step) or 'E' (evaluation); stage and microbatch are
- * -1 where they do not apply. Times are µs since the trainer started. */
+/* What a task does; each value is the letter that starts the task's name. */
+typedef enum sp_pass {
+    SP_PASS_FORWARD = 'F',  /* F(s,m): a stage's forward pass on one micro-batch */
+    SP_PASS_BACKWARD = 'B', /* B(s,m): its backward (under zb only the input gradients) */
+    SP_PASS_WEIGHT = 'W',   /* W(s,m): zb's weight-gradient half of the backward */
+    SP_PASS_LOSS = 'L',     /* L(m): the loss and its gradient */
+    SP_PASS_UPDATE = 'U',   /* U(s): the optimizer step of a stage */
+    SP_PASS_EVAL = 'E',     /* E(m): evaluation (loss and correct predictions) */
+} sp_pass;
+
+/* One executed task, as StarPU's profiling measured it; stage and microbatch
+ * are -1 where they do not apply. Times are µs since the trainer started. */
 typedef struct sp_task_event {
     const char *name; /* e.g. "F s2 m5" */
-    char pass;
+    sp_pass pass;
     int stage, microbatch;
     int rank;         /* MPI rank (0 without MPI) */
     int worker;       /* StarPU worker id within its rank */

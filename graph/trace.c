@@ -241,12 +241,12 @@ sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *st)
     /* stashes: one is live from its forward's start to the end of the last
      * task that reads it (B, or W under zero-bubble) */
     st->n_stages = t->K < SP_STATS_MAX ? t->K : SP_STATS_MAX;
-    const char reader = t->schedule == SP_SCHEDULE_ZB ? 'W' : 'B';
+    const sp_pass reader = sp_schedule_splits_backward(t->schedule) ? SP_PASS_WEIGHT : SP_PASS_BACKWARD;
     for (int k = 0; k < st->n_stages; k++) {
         size_t ne = 0;
         for (size_t i = 0; i < n; i++)
             if (ev[i].step > 0 && ev[i].stage == k) {
-                if (ev[i].pass == 'F')
+                if (ev[i].pass == SP_PASS_FORWARD)
                     edges[ne++] = (struct edge){ev[i].start_us, +1};
                 else if (ev[i].pass == reader)
                     edges[ne++] = (struct edge){ev[i].end_us, -1};
@@ -384,7 +384,7 @@ static void task_colour(const sp_task_event *e, int M, char *out, size_t cap)
         return;
     }
     int hue = (int)(360.0 * e->microbatch / (M > 0 ? M : 1));
-    int light = e->pass == 'F' ? 72 : e->pass == 'B' ? 52 : 34;
+    int light = e->pass == SP_PASS_FORWARD ? 72 : e->pass == SP_PASS_BACKWARD ? 52 : 34;
     snprintf(out, cap, "hsl(%d,70%%,%d%%)", hue, light);
 }
 
@@ -429,8 +429,8 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step,
             "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
             "<text x=\"10\" y=\"20\" font-size=\"13\">%s schedule, K=%d stages, M=%d micro-batches, "
             "policy %s: measured, %.1f ms</text>\n",
-            left + width + 20, height, sp_schedule_name(t->schedule), t->K, t->M, t->sched_name,
-            sp_schedule_name(t->schedule), t->K, t->M, t->sched_name, span / 1000.0);
+            left + width + 20, height, sp_schedule_name(t->schedule), t->K, t->M, t->policy_name,
+            sp_schedule_name(t->schedule), t->K, t->M, t->policy_name, span / 1000.0);
     for (int r = 0; r < nrows; r++) {
         double y = top + r * row_h;
         fprintf(f, "<text x=\"10\" y=\"%.1f\">%s</text>\n", y + row_h * 0.6,

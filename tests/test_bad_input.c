@@ -71,7 +71,7 @@ static void option_errors(void)
     WITH(microbatches, -3, SP_ERR_INVALID_ARG, "at least 1");
     WITH(microbatches, 5, SP_ERR_INVALID_ARG, "not divisible");
     WITH(batch, 0, SP_ERR_INVALID_ARG, "batch");
-    WITH(sched, "no-such-policy", SP_ERR_INVALID_ARG, "unknown scheduling policy 'no-such-policy'");
+    WITH(policy, "no-such-policy", SP_ERR_INVALID_ARG, "unknown scheduling policy 'no-such-policy'");
     WITH(placement, (sp_placement)7, SP_ERR_INVALID_ARG, "placement");
     WITH(ncpus, 0, SP_ERR_INVALID_ARG, "CPU workers");
     WITH(optimizer.lr, -1.0f, SP_ERR_INVALID_ARG, "learning rate");

@@ -50,7 +50,7 @@ static inline struct run_result test_train(sp_graph_t *g, const sp_train_opts *o
     sp_trainer_t *t;
     sp_status s = sp_trainer_create(g, o, &t);
     REQUIRE(s == SP_OK, "trainer_create (K=%d M=%d sched=%s): %s", o->stages, o->microbatches,
-            o->sched ? o->sched : "default", sp_error_message());
+            o->policy ? o->policy : "default", sp_error_message());
     struct run_result r = {0};
     for (int i = 0; i < steps; i++) {
         float loss;

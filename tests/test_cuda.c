@@ -222,7 +222,7 @@ static void opt_task(void *buffers[], void *cl_arg, int cuda)
     float *p = (float *)STARPU_VECTOR_GET_PTR(buffers[0]), *g = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
     float *st = (float *)STARPU_VECTOR_GET_PTR(buffers[2]);
     long n = (long)STARPU_VECTOR_GET_NX(buffers[0]);
-    if (a->kind == SP_OPT_ADAMW)
+    if (a->type == SP_OPTIMIZER_ADAMW)
         (cuda ? adamw_update_cuda : adamw_update_cpu)(p, g, st, n, a);
     else
         (cuda ? sgd_update_cuda : sgd_update_cpu)(p, g, st, n, a);
@@ -239,11 +239,11 @@ static struct starpu_codelet opt_cl = {
     .name = "test_optimizer",
 };
 
-static void check_optimizer(enum sp_opt_kind kind)
+static void check_optimizer(sp_optimizer_type type)
 {
     const long n = 1000;
     float *res[2];
-    struct sp_opt_args a = {.kind = kind, .lr = 0.01f, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f,
+    struct sp_opt_args a = {.type = type, .lr = 0.01f, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f,
                             .eps = 1e-8f, .weight_decay = 0.05f, .step = 3};
     float *p0 = malloc(sizeof(float) * n), *g0 = malloc(sizeof(float) * n), *s0 = malloc(sizeof(float) * 2 * n);
     fill(p0, n, -1, 1), fill(g0, n, -1, 1), fill(s0, 2 * n, 0, 0.1f);
@@ -251,15 +251,15 @@ static void check_optimizer(enum sp_opt_kind kind)
         float *p = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * n), *s = malloc(sizeof(float) * 2 * n);
         memcpy(p, p0, sizeof(float) * n), memcpy(g, g0, sizeof(float) * n), memcpy(s, s0, sizeof(float) * 2 * n);
         float *bufs[3] = {p, g, s};
-        const long sizes[3] = {n, n, kind == SP_OPT_ADAMW ? 2 * n : n};
+        const long sizes[3] = {n, n, type == SP_OPTIMIZER_ADAMW ? 2 * n : n};
         run_on(&opt_cl, dev ? cuda_worker : cpu_worker, &a, sizeof(a), bufs, sizes, 3);
         res[dev] = p;
         CHECK(g[0] == 0.0f && g[n - 1] == 0.0f, "the optimizer must zero the gradient");
         free(g), free(s);
     }
     double e = rel_error(res[0], res[1], n);
-    CHECK(e <= 1e-6, "%s: CUDA against CPU %.3g", kind == SP_OPT_ADAMW ? "adamw" : "sgd", e);
-    printf("  %-10s p     CUDA vs CPU %.2e\n", kind == SP_OPT_ADAMW ? "adamw" : "sgd", e);
+    CHECK(e <= 1e-6, "%s: CUDA against CPU %.3g", type == SP_OPTIMIZER_ADAMW ? "adamw" : "sgd", e);
+    printf("  %-10s p     CUDA vs CPU %.2e\n", type == SP_OPTIMIZER_ADAMW ? "adamw" : "sgd", e);
     free(res[0]), free(res[1]), free(p0), free(g0), free(s0);
 }
 
@@ -285,10 +285,10 @@ static void kernels(void)
     check_op(SP_OP_GELU, 33, 33, 1e-6);
     check_op(SP_OP_ADD, 33, 33, 0.0);
     check_op(SP_OP_LAYERNORM, 300, 300, 1e-5);
-    check_loss(SP_OP_SOFTMAX_CE);
+    check_loss(SP_OP_SOFTMAX_CROSS_ENTROPY);
     check_loss(SP_OP_MSE);
-    check_optimizer(SP_OPT_SGD);
-    check_optimizer(SP_OPT_ADAMW);
+    check_optimizer(SP_OPTIMIZER_SGD);
+    check_optimizer(SP_OPTIMIZER_ADAMW);
     sp_codelets_shutdown();
     starpu_shutdown();
 }
@@ -319,7 +319,7 @@ static void pipelines(void)
     static const int ks[] = {1, 2, 4};
     for (int p = 0; p < 3; p++)
         for (int k = 0; k < 3; k++) {
-            o.sched = policies[p];
+            o.policy = policies[p];
             o.stages = ks[k];
             struct run_result r = test_train(g, &o, 3);
             long i = first_difference(ref.params, r.params, n);

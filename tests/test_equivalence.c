@@ -42,7 +42,7 @@ static void check_grid(sp_graph_t *g, sp_optimizer_type opt)
     for (size_t p = 0; p < sizeof(policies) / sizeof(*policies); p++)
         for (size_t k = 0; k < sizeof(ks) / sizeof(*ks); k++)
             for (int pl = 0; pl < 2; pl++) {
-                o.sched = policies[p];
+                o.policy = policies[p];
                 o.stages = ks[k];
                 o.placement = pl ? SP_PLACEMENT_FREE : SP_PLACEMENT_PINNED;
                 struct run_result r = test_train(g, &o, STEPS);
@@ -61,7 +61,7 @@ static void check_grid(sp_graph_t *g, sp_optimizer_type opt)
     const int *cuts[] = {cut3, every};
     const int kk[] = {2, TM_OPS};
     for (int c = 0; c < 2; c++) {
-        o.sched = NULL;
+        o.policy = NULL;
         o.placement = SP_PLACEMENT_PINNED;
         o.stages = kk[c];
         o.cuts = cuts[c];
@@ -75,7 +75,7 @@ static void check_grid(sp_graph_t *g, sp_optimizer_type opt)
     /* M = 1: same mini-batch, gradient summed in one piece */
     o.stages = 1;
     o.microbatches = 1;
-    o.sched = NULL;
+    o.policy = NULL;
     struct run_result whole = test_train(g, &o, STEPS);
     double diff = 0.0, norm = 0.0;
     for (size_t i = 0; i < n; i++) {

@@ -160,12 +160,12 @@ static void check_loss(enum sp_op_type type)
     CHECK(worst <= 1e-3, "%s: dpred off the finite difference by %.3g", info->name, worst);
     printf("  %-10s dpred  max error %.2e\n", info->name, worst);
 
-    if (type == SP_OP_SOFTMAX_CE) { /* uniform logits: loss = log(C) */
+    if (type == SP_OP_SOFTMAX_CROSS_ENTROPY) { /* uniform logits: loss = log(C) */
         float flat[ROWS * OUT] = {0};
         struct sp_loss_call u = call;
         u.pred = flat;
         double l = info->loss_cpu(&u);
-        CHECK(fabs(l - log(OUT)) < 1e-6, "softmax_ce of equal logits: %.9g, expected log(%d) = %.9g", l,
+        CHECK(fabs(l - log(OUT)) < 1e-6, "softmax_cross_entropy of equal logits: %.9g, expected log(%d) = %.9g", l,
               OUT, log(OUT));
     }
 }
@@ -174,7 +174,7 @@ static void check_loss(enum sp_op_type type)
 static void check_optimizers(void)
 {
     float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, 0.25f}, st[4] = {0};
-    struct sp_opt_args a = {.kind = SP_OPT_SGD, .lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.0f, .step = 1};
+    struct sp_opt_args a = {.type = SP_OPTIMIZER_SGD, .lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.0f, .step = 1};
     sgd_update_cpu(p, g, st, 2, &a);
     CHECK(fabsf(p[0] - 0.95f) < 1e-7f && fabsf(p[1] + 2.025f) < 1e-7f, "sgd step 1: %g %g", p[0], p[1]);
     CHECK(g[0] == 0.0f && g[1] == 0.0f, "sgd must zero the gradient");
@@ -183,7 +183,7 @@ static void check_optimizers(void)
     CHECK(fabsf(p[0] - (0.95f - 0.095f)) < 1e-6f, "sgd momentum step 2: %g", p[0]);
 
     float q[1] = {1.0f}, gq[1] = {0.5f}, sq[2] = {0};
-    struct sp_opt_args b = {.kind = SP_OPT_ADAMW, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f,
+    struct sp_opt_args b = {.type = SP_OPTIMIZER_ADAMW, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f,
                             .eps = 1e-8f, .weight_decay = 0.1f, .step = 1};
     adamw_update_cpu(q, gq, sq, 1, &b);
     /* first AdamW step moves by lr·sign(g) after decay: 1·(1 − 0.001) − 0.01 */
@@ -197,7 +197,7 @@ int main(void)
     check_op(SP_OP_GELU, IN, IN);
     check_op(SP_OP_ADD, IN, IN);
     check_op(SP_OP_LAYERNORM, IN, IN);
-    check_loss(SP_OP_SOFTMAX_CE);
+    check_loss(SP_OP_SOFTMAX_CROSS_ENTROPY);
     check_loss(SP_OP_MSE);
     check_optimizers();
     return test_result("test_gradcheck");

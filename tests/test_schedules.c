@@ -57,7 +57,7 @@ static void all_schedules(sp_graph_t *g)
                     o.chunks_per_worker = schedules[si] == SP_SCHEDULE_INTERLEAVED ? 2 : 1;
                     o.recompute = rc;
                     o.placement = pl ? SP_PLACEMENT_FREE : SP_PLACEMENT_PINNED;
-                    o.sched = policies[p];
+                    o.policy = policies[p];
                     struct run_result r = test_train(g, &o, STEPS);
                     char what[128];
                     snprintf(what, sizeof(what), "%s%s %s %s", sp_schedule_name(o.schedule),

@@ -42,11 +42,6 @@ struct row {
     sp_run_stats stats;
 };
 
-static const char *placement_text(sp_placement p)
-{
-    return p == SP_PLACEMENT_PINNED ? "pinned" : p == SP_PLACEMENT_FREE ? "free" : "device";
-}
-
 static void bench_usage(FILE *f)
 {
     fprintf(f,
@@ -153,10 +148,8 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         case O_PLA:
             bad = parse_names("--placements", optarg, names, &n, &a->lists[2]);
             for (int i = 0; !bad && i < n; i++) {
-                if (!strcmp(names[i], "pinned")) a->placements[i] = SP_PLACEMENT_PINNED;
-                else if (!strcmp(names[i], "free")) a->placements[i] = SP_PLACEMENT_FREE;
-                else if (!strcmp(names[i], "device")) a->placements[i] = SP_PLACEMENT_DEVICE;
-                else return usage_error("unknown placement '%s' (choose pinned, free or device)", names[i]);
+                if (sp_placement_parse(names[i], &a->placements[i]) != SP_OK || a->placements[i] == SP_PLACEMENT_MAP)
+                    return usage_error("unknown placement '%s' (choose pinned, free or device)", names[i]);
             }
             a->n_placements = n;
             break;
@@ -176,9 +169,8 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         case O_JSON: a->json = 1; break;
         case O_MPI: a->o.mpi = 1; break;
         case O_DEVICE:
-            if (!strcmp(optarg, "cpu")) a->o.device = SP_DEVICE_CPU;
-            else if (!strcmp(optarg, "cuda")) a->o.device = SP_DEVICE_CUDA;
-            else return usage_error("unknown device '%s' (choose cpu or cuda)", optarg);
+            if (sp_device_parse(optarg, &a->o.device) != SP_OK)
+                return usage_error("%s", sp_error_message());
             break;
         case O_TF32: a->o.tf32 = 1; break;
         case 'h': bench_usage(stdout); exit(0);
@@ -204,8 +196,8 @@ static int run_one(const struct bench_args *a, sp_graph_t *g, const sp_synthetic
     sp_trainer_t *t;
     sp_status s = sp_trainer_create(g, &o, &t);
     if (s != SP_OK) {
-        fprintf(stderr, "starpipe: bench: %s, %s, %s: %s\n", o.sched, sp_schedule_name(o.schedule),
-                placement_text(o.placement), sp_error_message());
+        fprintf(stderr, "starpipe: bench: %s, %s, %s: %s\n", o.policy, sp_schedule_name(o.schedule),
+                sp_placement_name(o.placement, NULL), sp_error_message());
         return 1;
     }
     const int per = d->n / o.batch;
@@ -243,7 +235,7 @@ static void print_rows(const struct bench_args *a, const struct row *r, int n)
             printf("  {\"policy\": \"%s\", \"schedule\": \"%s\", \"placement\": \"%s\", \"step_ms\": %.4f, "
                    "\"samples_per_s\": %.2f, \"speedup_vs_m1\": %.4f, \"bubble_mean\": %.4f, \"bubble_ideal\": %.4f, "
                    "\"bubble\": {",
-                   r[i].policy, sp_schedule_name(r[i].schedule), placement_text(r[i].placement), r[i].step_ms,
+                   r[i].policy, sp_schedule_name(r[i].schedule), sp_placement_name(r[i].placement, NULL), r[i].step_ms,
                    r[i].samples_per_s, r[i].speedup, r[i].stats.bubble_mean, r[i].stats.bubble_ideal);
             for (int w = 0; w < r[i].stats.n_workers; w++)
                 printf("%s\"%s\": %.4f", w ? ", " : "", sp_worker_name(r[i].stats.worker[w]), r[i].stats.bubble[w]);
@@ -258,7 +250,7 @@ static void print_rows(const struct bench_args *a, const struct row *r, int n)
                "bytes_moved,bytes_between_ranks,peak_stash_bytes\n");
         for (int i = 0; i < n; i++) {
             printf("%s,%s,%s,%.4f,%.2f,%.4f,%.4f,%.4f,", r[i].policy, sp_schedule_name(r[i].schedule),
-                   placement_text(r[i].placement), r[i].step_ms, r[i].samples_per_s, r[i].speedup,
+                   sp_placement_name(r[i].placement, NULL), r[i].step_ms, r[i].samples_per_s, r[i].speedup,
                    r[i].stats.bubble_mean, r[i].stats.bubble_ideal);
             for (int w = 0; w < r[i].stats.n_workers; w++)
                 printf("%s%s=%.4f", w ? ";" : "", sp_worker_name(r[i].stats.worker[w]), r[i].stats.bubble[w]);
@@ -277,7 +269,7 @@ static void print_rows(const struct bench_args *a, const struct row *r, int n)
         for (int w = 0; w < r[i].stats.n_workers && used < sizeof(per); w++)
             used += (size_t)snprintf(per + used, sizeof(per) - used, "%s%.0f%%", w ? " " : "", 100.0 * r[i].stats.bubble[w]);
         printf("%-13s %-11s %-9s %9.2f %10.1f %8.2f %6.1f%%  %-28s %10.2f %10.2f %10.2f\n", r[i].policy,
-               sp_schedule_name(r[i].schedule), placement_text(r[i].placement), r[i].step_ms, r[i].samples_per_s,
+               sp_schedule_name(r[i].schedule), sp_placement_name(r[i].placement, NULL), r[i].step_ms, r[i].samples_per_s,
                r[i].speedup, 100.0 * r[i].stats.bubble_mean, per, r[i].stats.bytes_moved / 1e6,
                r[i].stats.bytes_sent_mpi / 1e6, r[i].stats.peak_stash_bytes / 1048576.0);
     }
@@ -317,7 +309,7 @@ int cmd_bench(int argc, char **argv)
     for (int p = 0; p < a.n_policies && !rc; p++)
         for (int pl = 0; pl < a.n_placements && !rc; pl++) {
             sp_train_opts o = a.o;
-            o.sched = a.policies[p];
+            o.policy = a.policies[p];
             o.placement = a.placements[pl];
             o.microbatches = 1; /* naive model parallelism: the whole batch through one stage at a time */
             o.schedule = SP_SCHEDULE_GPIPE;
@@ -328,7 +320,7 @@ int cmd_bench(int argc, char **argv)
                 break;
             for (int sc = 0; sc < a.n_schedules && !rc; sc++) {
                 o = a.o;
-                o.sched = a.policies[p];
+                o.policy = a.policies[p];
                 o.placement = a.placements[pl];
                 o.schedule = a.schedules[sc];
                 if (o.schedule != SP_SCHEDULE_INTERLEAVED)

@@ -239,14 +239,9 @@ static int parse_args(int argc, char **argv, struct args *a)
         case OPT_MICRO: bad = parse_int("--microbatches", optarg, 1, 1 << 20, &a->o.microbatches); break;
         case OPT_BATCH: bad = parse_int("--batch", optarg, 1, 1 << 24, &a->o.batch); a->set_batch = 1; break;
         case OPT_PLACEMENT:
-            if (!strcmp(optarg, "pinned")) a->o.placement = SP_PLACEMENT_PINNED;
-            else if (!strcmp(optarg, "free")) a->o.placement = SP_PLACEMENT_FREE;
-            else if (!strcmp(optarg, "device")) a->o.placement = SP_PLACEMENT_DEVICE;
-            else if (strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789,") == strlen(optarg) && strchr("cC", optarg[0])) {
-                a->o.placement = SP_PLACEMENT_MAP;
-                a->o.placement_map = optarg;
-            } else
-                return usage_error("unknown placement '%s' (choose pinned, free, device or a map such as cpu0,cpu1)", optarg);
+            if (sp_placement_parse(optarg, &a->o.placement) != SP_OK)
+                return usage_error("%s", sp_error_message());
+            a->o.placement_map = a->o.placement == SP_PLACEMENT_MAP ? optarg : NULL;
             break;
         case OPT_SCHEDULE:
             if (sp_schedule_parse(optarg, &a->o.schedule) != SP_OK)
@@ -258,9 +253,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         case OPT_TRACE_STEPS: bad = parse_long("--trace-steps", optarg, 1, LONG_MAX, &a->trace_steps); break;
         case OPT_MPI: a->o.mpi = 1; break;
         case OPT_DEVICE:
-            if (!strcmp(optarg, "cpu")) a->o.device = SP_DEVICE_CPU;
-            else if (!strcmp(optarg, "cuda")) a->o.device = SP_DEVICE_CUDA;
-            else return usage_error("unknown device '%s' (choose cpu or cuda)", optarg);
+            if (sp_device_parse(optarg, &a->o.device) != SP_OK)
+                return usage_error("%s", sp_error_message());
             break;
         case OPT_TF32: a->o.tf32 = 1; break;
         case OPT_STAGE_RANKS:
@@ -270,7 +264,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             if (!sp_sched_policy_exists(optarg))
                 return usage_error("unknown scheduling policy '%s' (StarPU has: %s)", optarg,
                                    sp_sched_policy_names());
-            a->o.sched = optarg;
+            a->o.policy = optarg;
             break;
         case OPT_CPUS: bad = parse_int("--cpus", optarg, 1, 64, &a->o.ncpus); break;
         case OPT_STEPS: bad = parse_long("--steps", optarg, 1, LONG_MAX / 2, &a->steps); break;
@@ -377,17 +371,6 @@ static int parse_args(int argc, char **argv, struct args *a)
     if (!fashion && a->o.batch > a->samples)
         return usage_error("--batch is larger than the data set (--samples)");
     return 0;
-}
-
-static const char *placement_name(const sp_train_opts *o)
-{
-    switch (o->placement) {
-    case SP_PLACEMENT_PINNED: return "pinned";
-    case SP_PLACEMENT_FREE: return "free";
-    case SP_PLACEMENT_DEVICE: return "device";
-    case SP_PLACEMENT_MAP: return o->placement_map;
-    }
-    return "?";
 }
 
 static int fail(const char *what, sp_status s)
@@ -646,7 +629,7 @@ static int run(struct args *a)
             fprintf(progress, " %d", starts[k]);
         fprintf(progress, "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d %s workers\n",
                 a->o.microbatches, a->o.batch / a->o.microbatches, sp_schedule_name(a->o.schedule),
-                a->o.recompute ? " with recompute" : "", sp_trainer_sched_name(t), placement_name(&a->o),
+                a->o.recompute ? " with recompute" : "", sp_trainer_policy_name(t), sp_placement_name(a->o.placement, a->o.placement_map),
                 sp_trainer_worker_count(t), a->o.device == SP_DEVICE_CUDA ? "CUDA" : "CPU");
     }
 
@@ -817,7 +800,7 @@ static int run(struct args *a)
             printf("], \"microbatches\": %d, \"batch\": %d, \"sched\": \"%s\", \"placement\": \"%s\", "
                    "\"workers\": %d, \"seconds\": %.6f, \"samples_per_s\": %.3f, \"schedule\": \"%s\", "
                    "\"recompute\": %s, \"device\": \"%s\", \"tf32\": %s, ",
-                   a->o.microbatches, B, sp_trainer_sched_name(t), placement_name(&a->o), sp_trainer_worker_count(t),
+                   a->o.microbatches, B, sp_trainer_policy_name(t), sp_placement_name(a->o.placement, a->o.placement_map), sp_trainer_worker_count(t),
                    seconds, sps, sp_schedule_name(a->o.schedule), a->o.recompute ? "true" : "false",
                    a->o.device == SP_DEVICE_CUDA ? "cuda" : "cpu", a->o.tf32 ? "true" : "false");
             if (have_stats)

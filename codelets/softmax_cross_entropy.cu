@@ -1,5 +1,5 @@
 /*
- * softmax_ce.cu — softmax cross-entropy on the GPU (see softmax_ce.c): one
+ * softmax_cross_entropy.cu — softmax cross-entropy on the GPU (see softmax_cross_entropy.c): one
  * block per row computes the row's loss, its gradient and whether its argmax
  * (first on ties) is the label into a per-row scratch; one block then adds
  * the rows up in a fixed order into the device-side running sums.
@@ -47,7 +47,7 @@ __global__ static void ce_rows(double *work, float *dpred, const float *pred, co
     }
 }
 
-extern "C" void softmax_ce_loss_cuda(const struct sp_loss_call *c, double *acc, double *work, int first,
+extern "C" void softmax_cross_entropy_loss_cuda(const struct sp_loss_call *c, double *acc, double *work, int first,
                                      int count_correct)
 {
     unsigned blocks = (unsigned)(c->rows < 65535 ? c->rows : 65535);

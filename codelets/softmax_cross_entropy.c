@@ -1,5 +1,5 @@
 /*
- * softmax_ce.c — softmax cross-entropy loss on the CPU, integer labels.
+ * softmax_cross_entropy.c — softmax cross-entropy loss on the CPU, integer labels.
  *
  * loss = scale · Σ_rows −log softmax(pred)[label], with scale = 1/B for the
  * whole mini-batch of B rows, so micro-batch losses add up to the batch mean.
@@ -11,7 +11,7 @@
 #include <math.h>
 
 // pred, dpred are (rows, C); target is int32 (rows)
-double softmax_ce_loss_cpu(const struct sp_loss_call *c)
+double softmax_cross_entropy_loss_cpu(const struct sp_loss_call *c)
 {
     const int C = c->cols;
     const int32_t *label = c->target;
