@@ -6,10 +6,8 @@
 #include "sp_cuda.h"
 #include "reduce.cuh"
 
-#define LAYERNORM_EPS 1e-5f
-
 __global__ static void ln_fwd(float *y, float *aux, const float *x, const float *gamma, const float *beta, long rows,
-                              int C)
+                              int C, float eps)
 {
     __shared__ float sh[SP_THREADS];
     for (long r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -21,7 +19,7 @@ __global__ static void ln_fwd(float *y, float *aux, const float *x, const float 
         float v = 0.0f;
         for (int i = threadIdx.x; i < C; i += blockDim.x)
             v += (xr[i] - mean) * (xr[i] - mean);
-        float rstd = rsqrtf(block_sum(v, sh) / C + LAYERNORM_EPS);
+        float rstd = rsqrtf(block_sum(v, sh) / C + eps);
         for (int i = threadIdx.x; i < C; i += blockDim.x)
             y[r * C + i] = (xr[i] - mean) * rstd * gamma[i] + beta[i];
         if (threadIdx.x == 0) {
@@ -71,21 +69,24 @@ static unsigned row_blocks(long rows) { return (unsigned)(rows < 65535 ? (rows >
 
 extern "C" void layernorm_forward_cuda(const struct sp_op_call *c)
 {
-    const int C = c->in_cols;
-    ln_fwd<<<row_blocks(c->rows), SP_THREADS, 0, sp_stream()>>>(c->y, c->aux, c->x[0], c->w, c->w + C, c->rows, C);
+    const int C = sp_call_cols(c);
+    const long rows = sp_call_rows(c);
+    ln_fwd<<<row_blocks(rows), SP_THREADS, 0, sp_stream()>>>(c->y, c->aux, c->x[0], c->w[0], c->w[1], rows, C,
+                                                             c->attr->eps);
     SP_LAUNCH_CHECK();
 }
 
 extern "C" void layernorm_backward_cuda(const struct sp_op_call *c)
 {
-    const int C = c->in_cols;
+    const int C = sp_call_cols(c);
+    const long rows = sp_call_rows(c);
     if (c->dx[0]) {
-        ln_bwd_dx<<<row_blocks(c->rows), SP_THREADS, 0, sp_stream()>>>(c->dx[0], c->dy, c->x[0], c->aux, c->w,
-                                                                        c->rows, C);
+        ln_bwd_dx<<<row_blocks(rows), SP_THREADS, 0, sp_stream()>>>(c->dx[0], c->dy, c->x[0], c->aux, c->w[0], rows,
+                                                                    C);
         SP_LAUNCH_CHECK();
     }
-    if (c->dw) {
-        ln_bwd_dw<<<sp_blocks(C), SP_THREADS, 0, sp_stream()>>>(c->dw, c->dw + C, c->dy, c->x[0], c->aux, c->rows, C);
+    if (c->dw[0]) {
+        ln_bwd_dw<<<sp_blocks(C), SP_THREADS, 0, sp_stream()>>>(c->dw[0], c->dw[1], c->dy, c->x[0], c->aux, rows, C);
         SP_LAUNCH_CHECK();
     }
 }

@@ -1,47 +1,107 @@
 /*
- * linear.c — fully connected layer on the CPU: y = x·Wᵀ + b (OpenBLAS).
+ * linear.c — fully connected layer on the CPU: y = x·Wᵀ + b (OpenBLAS), over
+ * the last dimension: x (…, in) → y (…, out), every other dimension a row.
  *
- * Parameters, in this order in the stage's parameter block:
- *   W (out_cols, in_cols) — PyTorch's nn.Linear weight layout
- *   b (out_cols)
+ * Parameters, in this order:
+ *   W (out, in) — PyTorch's nn.Linear weight layout
+ *   b (out)     — when attr.bias
+ * Initialisation: PyTorch's default U(−1/√in, 1/√in) for both, or with
+ * attr.init_std > 0 (GPT-2 / nanoGPT) W ~ N(0, init_std²) and b = 0.
+ * Attributes: features (out), bias, init_std.
  */
 #include "sp_codelets.h"
 
 #include <cblas.h>
+#include <math.h>
 
-long linear_param_count(int in_cols, int out_cols)
-{
-    return (long)out_cols * in_cols + out_cols;
-}
+void linear_forward_cuda(const struct sp_op_call *c);
+void linear_backward_cuda(const struct sp_op_call *c);
 
 // y is (rows, out), x is (rows, in), W is (out, in), b is (out)
-void linear_forward_cpu(const struct sp_op_call *c)
+static void linear_forward_cpu(const struct sp_op_call *c)
 {
-    const int in = c->in_cols, out = c->out_cols;
-    const float *W = c->w, *b = c->w + (long)out * in;
-    for (long r = 0; r < c->rows; r++)
-        for (int j = 0; j < out; j++)
-            c->y[r * out + j] = b[j];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->rows, out, in, 1.0f, c->x[0], in,
-                W, in, 1.0f, c->y, out);
+    const int in = sp_call_cols(c), out = c->attr->features;
+    const long rows = sp_call_rows(c);
+    const float *b = c->w[1];
+    float beta = 0.0f;
+    if (b) {
+        for (long r = 0; r < rows; r++)
+            for (int j = 0; j < out; j++)
+                c->y[r * out + j] = b[j];
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, out, in, 1.0f, c->x[0], in, c->w[0], in, beta,
+                c->y, out);
 }
 
-// dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dw skips that part
+// dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dW skips that part
 // (zero-bubble schedules compute them in separate tasks)
-void linear_backward_cpu(const struct sp_op_call *c)
+static void linear_backward_cpu(const struct sp_op_call *c)
 {
-    const int in = c->in_cols, out = c->out_cols;
-    const int rows = (int)c->rows;
-    const float *W = c->w;
-    float *dW = c->dw, *db = c->dw ? c->dw + (long)out * in : NULL;
+    const int in = sp_call_cols(c), out = c->attr->features;
+    const int rows = (int)sp_call_rows(c);
     if (c->dx[0])
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, c->dy, out, W,
-                    in, 1.0f, c->dx[0], in);
-    if (!c->dw)
-        return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f, c->dy, out, c->x[0],
-                in, 1.0f, dW, in);
-    for (long r = 0; r < c->rows; r++)
-        for (int j = 0; j < out; j++)
-            db[j] += c->dy[r * out + j];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, c->dy, out, c->w[0], in, 1.0f,
+                    c->dx[0], in);
+    if (c->dw[0])
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f, c->dy, out, c->x[0], in, 1.0f,
+                    c->dw[0], in);
+    float *db = c->dw[1];
+    if (db)
+        for (long r = 0; r < rows; r++)
+            for (int j = 0; j < out; j++)
+                db[j] += c->dy[r * out + j];
 }
+
+static int linear_shape(const sp_shape *x, const struct sp_op_attr *a, sp_shape *y, char *err, size_t n)
+{
+    if (a->features < 1) {
+        snprintf(err, n, "out_features must be at least 1, got %d", a->features);
+        return 0;
+    }
+    *y = x[0];
+    y->dim[y->ndim - 1] = a->features;
+    return 1;
+}
+
+static int linear_params(const sp_shape *x, const struct sp_op_attr *a, struct sp_param_decl *p)
+{
+    const int in = sp_shape_last(&x[0]), out = a->features;
+    const int normal = a->init_std > 0.0f;
+    const float bound = 1.0f / sqrtf((float)in);
+    p[0] = (struct sp_param_decl){"weight", 2, {out, in}, normal ? SP_INIT_NORMAL : SP_INIT_UNIFORM,
+                                  normal ? a->init_std : bound};
+    if (!a->bias)
+        return 1;
+    p[1] = (struct sp_param_decl){"bias", 1, {out}, normal ? SP_INIT_ZEROS : SP_INIT_UNIFORM, bound};
+    return 2;
+}
+
+static double linear_flops(const sp_shape *x, const sp_shape *y, const struct sp_op_attr *a)
+{
+    return 2.0 * (double)sp_shape_numel(x) * a->features;
+}
+
+/* two GEMMs (dx = dy·W, dW = dyᵀ·x), one without dx */
+static double linear_backward_flops(const sp_shape *x, const sp_shape *y, const struct sp_op_attr *a, int needs_dx)
+{
+    return (needs_dx ? 4.0 : 2.0) * (double)sp_shape_numel(x) * a->features;
+}
+
+const struct sp_op_info sp_op_linear = {
+    .name = "linear",
+    .n_inputs = 1,
+    .shape = linear_shape,
+    .params = linear_params,
+    .flops = linear_flops,
+    .backward_flops = linear_backward_flops,
+    .forward_cpu = linear_forward_cpu,
+    .backward_cpu = linear_backward_cpu,
+    .forward_cuda = SP_CUDA(linear_forward_cuda),
+    .backward_cuda = SP_CUDA(linear_backward_cuda),
+    /* GEMMs sum in another order on the GPU (≈ in·eps) */
+    .test = {{.x = {{2, {3, 7}}}, .cuda_x = {{2, {3, 24}}}, .attr = {.features = 6, .bias = 1}, .lo = -1.5f, .hi = 1.5f,
+              .cuda_bound = 1e-4},
+             {.x = {{1, {7}}}, .cuda_x = {{1, {24}}}, .attr = {.features = 5}, .lo = -1.5f, .hi = 1.5f,
+              .cuda_bound = 1e-4}},
+};

@@ -2,7 +2,7 @@
  * linear.cu — fully connected layer on the GPU: y = x·Wᵀ + b with cuBLAS on
  * the worker's handle and stream. Row-major (rows, cols) blocks are
  * column-major (cols, rows) to cuBLAS, so every product is written on the
- * transposes. Same parameter layout as linear.c: W (out, in), then b (out).
+ * transposes. Same parameters as linear.c: W (out, in), b (out) when attr.bias.
  */
 #include "sp_cuda.h"
 
@@ -44,34 +44,36 @@ static cublasHandle_t handle_for(const struct sp_op_call *c)
     return h;
 }
 
-// y is (rows, out), x is (rows, in), W is (out, in), b is (out)
+// y is (rows, out), x is (rows, in), W is (out, in), b is (out) or absent
 extern "C" void linear_forward_cuda(const struct sp_op_call *c)
 {
-    const int in = c->in_cols, out = c->out_cols, rows = (int)c->rows;
-    const float *W = c->w, *b = c->w + (long)out * in;
-    const float one = 1.0f;
-    bias_rows<<<sp_blocks(c->rows * out), SP_THREADS, 0, sp_stream()>>>(c->y, b, c->rows, out);
-    SP_LAUNCH_CHECK();
-    /* column-major: y' (out × rows) = W'ᵀ (out × in) · x' (in × rows) + y' */
+    const int in = sp_call_cols(c), out = c->attr->features, rows = (int)sp_call_rows(c);
+    const float *W = c->w[0], *b = c->w[1];
+    const float one = 1.0f, zero = 0.0f;
+    if (b) {
+        bias_rows<<<sp_blocks((long)rows * out), SP_THREADS, 0, sp_stream()>>>(c->y, b, rows, out);
+        SP_LAUNCH_CHECK();
+    }
+    /* column-major: y' (out × rows) = W'ᵀ (out × in) · x' (in × rows) [+ y'] */
     SP_CUBLAS_CHECK(cublasSgemm(handle_for(c), CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &one, W, in, c->x[0], in,
-                                &one, c->y, out));
+                                b ? &one : &zero, c->y, out));
 }
 
-// dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dw skips that part
+// dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dW skips that part
 extern "C" void linear_backward_cuda(const struct sp_op_call *c)
 {
-    const int in = c->in_cols, out = c->out_cols, rows = (int)c->rows;
+    const int in = sp_call_cols(c), out = c->attr->features, rows = (int)sp_call_rows(c);
     const float one = 1.0f;
     cublasHandle_t h = handle_for(c);
     if (c->dx[0]) /* dx' (in × rows) += W' (in × out) · dy' (out × rows) */
-        SP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, rows, out, &one, c->w, in, c->dy, out, &one,
+        SP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, rows, out, &one, c->w[0], in, c->dy, out, &one,
                                     c->dx[0], in));
-    if (!c->dw)
-        return;
-    /* dW' (in × out) += x' (in × rows) · dy'ᵀ (rows × out) */
-    SP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, rows, &one, c->x[0], in, c->dy, out, &one,
-                                c->dw, in));
-    column_sums<<<(out + SUM_COLS - 1) / SUM_COLS, dim3(SUM_COLS, SUM_GROUPS), 0, sp_stream()>>>(
-        c->dw + (long)out * in, c->dy, c->rows, out);
-    SP_LAUNCH_CHECK();
+    if (c->dw[0]) /* dW' (in × out) += x' (in × rows) · dy'ᵀ (rows × out) */
+        SP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, rows, &one, c->x[0], in, c->dy, out, &one,
+                                    c->dw[0], in));
+    if (c->dw[1]) {
+        column_sums<<<(out + SUM_COLS - 1) / SUM_COLS, dim3(SUM_COLS, SUM_GROUPS), 0, sp_stream()>>>(c->dw[1], c->dy,
+                                                                                                 rows, out);
+        SP_LAUNCH_CHECK();
+    }
 }

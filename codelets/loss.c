@@ -25,7 +25,7 @@ static void loss_cpu(void *buffers[], void *cl_arg)
     const struct sp_loss_args *a = cl_arg;
     struct sp_loss_call call = loss_call(buffers, a, (float *)BUF(2));
     double *sum = (double *)BUF(3);
-    double l = sp_op_table[a->type].loss_cpu(&call);
+    double l = a->loss->loss_cpu(&call);
     *sum = a->first ? l : *sum + l;
 }
 
@@ -37,7 +37,7 @@ static void eval_cpu(void *buffers[], void *cl_arg)
     struct sp_loss_call call = loss_call(buffers, a, NULL);
     call.correct = &correct;
     double *acc = (double *)BUF(2);
-    double l = sp_op_table[a->type].loss_cpu(&call);
+    double l = a->loss->loss_cpu(&call);
     acc[0] = a->first ? l : acc[0] + l;
     acc[1] = a->first ? (double)correct : acc[1] + (double)correct;
 }
@@ -48,14 +48,14 @@ static void loss_cuda(void *buffers[], void *cl_arg)
 {
     const struct sp_loss_args *a = cl_arg;
     struct sp_loss_call call = loss_call(buffers, a, (float *)BUF(2));
-    sp_op_table[a->type].loss_cuda(&call, (double *)BUF(3), (double *)BUF(4), a->first, 0);
+    a->loss->loss_cuda(&call, (double *)BUF(3), (double *)BUF(4), a->first, 0);
 }
 
 static void eval_cuda(void *buffers[], void *cl_arg)
 {
     const struct sp_loss_args *a = cl_arg;
     struct sp_loss_call call = loss_call(buffers, a, NULL);
-    sp_op_table[a->type].loss_cuda(&call, (double *)BUF(2), (double *)BUF(3), a->first, 1);
+    a->loss->loss_cuda(&call, (double *)BUF(2), (double *)BUF(3), a->first, 1);
 }
 #endif
 

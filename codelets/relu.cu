@@ -18,14 +18,14 @@ __global__ static void relu_bwd(float *dx, const float *dy, const float *x, long
 
 extern "C" void relu_forward_cuda(const struct sp_op_call *c)
 {
-    const long n = c->rows * c->in_cols;
+    const long n = sp_call_numel(c);
     relu_fwd<<<sp_blocks(n), SP_THREADS, 0, sp_stream()>>>(c->y, c->x[0], n);
     SP_LAUNCH_CHECK();
 }
 
 extern "C" void relu_backward_cuda(const struct sp_op_call *c)
 {
-    const long n = c->rows * c->in_cols;
+    const long n = sp_call_numel(c);
     if (!c->dx[0])
         return;
     relu_bwd<<<sp_blocks(n), SP_THREADS, 0, sp_stream()>>>(c->dx[0], c->dy, c->x[0], n);

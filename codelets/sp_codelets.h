@@ -1,57 +1,132 @@
 /*
- * sp_codelets.h — the types shared between graph/ and codelets/.
+ * sp_codelets.h — the types shared between graph/ and codelets/: the op
+ * table, how a kernel sees one op, how a stage task sees its stage, and the
+ * codelets of the stage, loss and optimizer tasks.
  *
- * codelets/ holds the kernels (one file per op: forward and backward), the
- * single op table that names them, and the StarPU codelets that run a whole
- * stage, the loss and the optimizer step. It knows nothing of graphs or
- * plans: a stage arrives as an sp_stage_desc, a flat list of ops with the
- * column offsets of their tensors inside the stage's buffers.
+ * codelets/ holds the kernels (one file per op: forward and backward, CPU in
+ * <op>.c with the op's table row, CUDA in <op>.cu), the table that lists the
+ * ops (op_table.c), and the StarPU codelets that run a whole stage, the loss
+ * and the optimizer step. It knows nothing of graphs or plans: a stage
+ * arrives as an sp_stage_desc, a flat list of ops with the offsets of their
+ * tensors inside the stage's buffers.
  *
- * Memory layout: every buffer (activation, stash, gradient) is a sequence of
- * row-major (rows, cols) blocks, one per tensor; a block that starts at
- * column offset `off` starts at float index rows·off.
+ * Memory layout: a tensor has a per-sample shape of up to 3 dimensions (the
+ * batch dimension in front is not part of it). Every buffer (activation,
+ * stash, gradient) is a sequence of row-major (samples, numel) blocks, one
+ * per tensor, where numel is the per-sample element count; a block that
+ * starts at per-sample offset `off` starts at element samples·off. Row-wise
+ * ops see a (samples, T, C) tensor as (samples·T, C) without copies. Every
+ * element is 4 bytes: float, or int32 for token ids.
  */
 #ifndef SP_CODELETS_H
 #define SP_CODELETS_H
 
-#include "starpipe.h" /* the public enums (optimizer type) */
+#include "starpipe.h" /* the public enums and sp_shape */
 
 #include <starpu.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum sp_op_type {
-    SP_OP_LINEAR,
-    SP_OP_RELU,
-    SP_OP_GELU,
-    SP_OP_ADD,
-    SP_OP_LAYERNORM,
-    SP_OP_SOFTMAX_CROSS_ENTROPY,
-    SP_OP_MSE,
-    SP_OP_COUNT
+#ifdef __CUDACC__
+#define SP_HOST_DEVICE __host__ __device__
+#else
+#define SP_HOST_DEVICE
+#endif
+
+#define SP_OP_MAX_INPUTS 3
+#define SP_OP_MAX_PARAMS 2
+
+static inline long sp_shape_numel(const sp_shape *s)
+{
+    long n = 1;
+    for (int i = 0; i < s->ndim; i++)
+        n *= s->dim[i];
+    return n;
+}
+/* The last dimension (the one row-wise ops work along), 1 for a scalar. */
+static inline int sp_shape_last(const sp_shape *s) { return s->ndim ? s->dim[s->ndim - 1] : 1; }
+/* Rows a row-wise op sees in `samples` samples: samples · numel / last. */
+static inline long sp_shape_rows(const sp_shape *s, long samples)
+{
+    return samples * (sp_shape_numel(s) / sp_shape_last(s));
+}
+
+/* "(B, 3, 64)": a shape with the batch dimension in front, for messages. */
+static inline const char *sp_shape_format(const sp_shape *s, char *buf, size_t n)
+{
+    int used = snprintf(buf, n, "(B");
+    for (int i = 0; i < s->ndim && used > 0 && (size_t)used < n; i++)
+        used += snprintf(buf + used, n - (size_t)used, ", %d", s->dim[i]);
+    if (used > 0 && (size_t)used < n)
+        snprintf(buf + used, n - (size_t)used, ")");
+    return buf;
+}
+
+/* Every op's attributes; each op reads the fields its row documents. */
+struct sp_op_attr {
+    int features;    /* linear: output features; embedding: vector size */
+    int bias;        /* linear: with a bias vector */
+    int vocab;       /* embedding: table rows (valid ids are [0, vocab)) */
+    int heads;       /* attention */
+    int causal;      /* attention: position t attends to positions ≤ t only */
+    int approximate; /* gelu: 1 = tanh approximation, 0 = exact (erf) */
+    float eps;       /* layernorm */
+    float p;         /* dropout probability */
+    float init_std;  /* linear, embeddings: N(0, init_std) weights (0: the op's default init) */
 };
 
-/* One op as a kernel sees it. Backward kernels accumulate (+=) into dx and
- * dw; a NULL dx[i] means that input's gradient is not needed, a NULL dw that
- * the parameter gradients are computed elsewhere (zero-bubble W task). */
+/* ---- the op table ------------------------------------------------------- */
+
+/* How a parameter tensor starts. */
+enum sp_init {
+    SP_INIT_ZEROS,
+    SP_INIT_ONES,
+    SP_INIT_UNIFORM, /* U(−a, a), a = init_arg (PyTorch's nn.Linear: 1/√fan_in) */
+    SP_INIT_NORMAL,  /* N(0, init_arg²) */
+};
+
+/* A parameter tensor an op declares: named "<op name>.<suffix>". */
+struct sp_param_decl {
+    const char *suffix; /* "weight", "bias" */
+    int ndim;
+    int shape[4];
+    enum sp_init init;
+    float init_arg;
+};
+
+/* One op as a kernel sees it. Forward writes y (and aux); backward
+ * accumulates (+=) into dx and dw; a NULL dx[i] means that input's gradient
+ * is not needed, a NULL dw[k] that the parameter gradients are computed
+ * elsewhere (zero-bubble W task) or that there are none. */
 struct sp_op_call {
-    long rows;
-    int in_cols, out_cols;
-    const float *x[2];  /* x[i] is (rows, in_cols) */
-    float *dx[2];
-    float *y;           /* (rows, out_cols) */
+    long samples;                         /* in this micro-batch */
+    sp_shape x_shape[SP_OP_MAX_INPUTS];   /* per sample */
+    sp_shape y_shape;
+    const struct sp_op_attr *attr;
+    const float *x[SP_OP_MAX_INPUTS];     /* (samples, numel of x_shape[i]); int32 ids where the op says so */
+    float *dx[SP_OP_MAX_INPUTS];
+    float *y;                             /* (samples, numel of y_shape) */
     const float *dy;
-    const float *w;     /* the op's parameters, in its own layout */
-    float *dw;
-    float *aux;         /* (rows, aux_cols) values saved by forward for backward */
-    int tf32;           /* CUDA: matrix products may use TF32 tensor cores */
+    const float *w[SP_OP_MAX_PARAMS];     /* the op's parameter tensors, in its table row's order */
+    float *dw[SP_OP_MAX_PARAMS];
+    float *aux;                           /* (samples, aux per sample): saved by forward for backward */
+    float *work;                          /* (samples, work per sample): backward's scratch */
+    /* randomness (dropout) is a function of these and the element only */
+    uint64_t seed;
+    long step;                            /* training step (1-based) */
+    long sample0;                         /* index in the mini-batch of this micro-batch's first sample */
+    int op_id;                            /* the op's index in the graph */
+    int train;                            /* 0: evaluation (dropout is the identity) */
+    int tf32;                             /* CUDA: matrix products may use TF32 tensor cores */
 };
 
 /* A loss as its kernel sees it: writes dpred = d(loss)/d(pred) and returns the
- * sum of the per-sample losses already multiplied by scale. */
+ * sum of the per-row losses already multiplied by scale. Rows are the rows
+ * of pred along its last dimension (samples · T for per-token losses). */
 struct sp_loss_call {
     long rows;
     int cols;
@@ -70,57 +145,76 @@ typedef double (*sp_loss_kernel_fn)(const struct sp_loss_call *c);
 typedef void (*sp_loss_cuda_fn)(const struct sp_loss_call *c, double *acc, double *row_work, int first,
                                 int count_correct);
 
-/* One row per op: everything there is to know about an op by its name. */
-struct sp_op_info {
-    const char *name;
-    int n_inputs;                                  /* 1 or 2 (loss: 1) */
-    int same_width;                                /* out_cols = in_cols */
-    long (*param_count)(int in_cols, int out_cols);
-    int aux_cols;                                  /* per-row saved values */
-    double (*flops_per_row)(int in_cols, int out_cols); /* forward */
-    /* backward, with or without the input gradient (the graph input needs none) */
-    double (*backward_flops_per_row)(int in_cols, int out_cols, int needs_dx);
-    sp_op_kernel_fn forward_cpu;
-    sp_op_kernel_fn backward_cpu;
-    sp_loss_kernel_fn loss_cpu;                    /* losses only */
-    /* CUDA (NULL when built without CUDA): same contracts, device pointers,
-     * asynchronous on the worker's stream */
-    sp_op_kernel_fn forward_cuda;
-    sp_op_kernel_fn backward_cuda;
-    sp_loss_cuda_fn loss_cuda;
-    size_t target_elem;                            /* losses: bytes per target element */
-    int target_per_col;                            /* losses: targets are (rows, cols) */
+#define SP_OP_MAX_TESTS 2
+/* An instance the finite-difference and CUDA tests build of an op. */
+struct sp_op_test {
+    sp_shape x[SP_OP_MAX_INPUTS];
+    sp_shape cuda_x[SP_OP_MAX_INPUTS]; /* the CUDA test's (larger, to cross block sizes); ndim 0: x */
+    struct sp_op_attr attr;
+    float lo, hi;     /* float inputs drawn from U(lo, hi) */
+    float away;       /* inputs kept at least this far from 0 (ReLU's kink) */
+    double cuda_bound; /* CUDA against CPU, relative to the CPU result's largest magnitude */
 };
 
-extern const struct sp_op_info sp_op_table[SP_OP_COUNT];
+/* One row per op: everything there is to know about an op by its name. The
+ * rows live in the ops' own files (codelets/<op>.c); op_table.c lists them. */
+struct sp_op_info {
+    const char *name;
+    int n_inputs;                       /* losses: 1 (the prediction) */
+    sp_dtype input_dtype[SP_OP_MAX_INPUTS];
+    /* y's per-sample shape from the inputs' shapes and the attributes, or a
+     * message (returns 0) naming what is wrong; NULL: y has x[0]'s shape */
+    int (*shape)(const sp_shape *x, const struct sp_op_attr *a, sp_shape *y, char *err, size_t err_len);
+    /* the parameter tensors (at most SP_OP_MAX_PARAMS); NULL: none */
+    int (*params)(const sp_shape *x, const struct sp_op_attr *a, struct sp_param_decl *p);
+    /* floats saved by forward for backward, and scratch for backward, per sample; NULL: none */
+    long (*aux)(const sp_shape *x, const struct sp_op_attr *a);
+    long (*work)(const sp_shape *x, const struct sp_op_attr *a);
+    /* forward FLOPs per sample; backward with or without the input gradient */
+    double (*flops)(const sp_shape *x, const sp_shape *y, const struct sp_op_attr *a);
+    double (*backward_flops)(const sp_shape *x, const sp_shape *y, const struct sp_op_attr *a, int needs_dx);
+    sp_op_kernel_fn forward_cpu, backward_cpu;
+    /* CUDA (NULL when built without CUDA): same contracts, device pointers,
+     * asynchronous on the worker's stream */
+    sp_op_kernel_fn forward_cuda, backward_cuda;
+    /* losses only */
+    sp_loss_kernel_fn loss_cpu;
+    sp_loss_cuda_fn loss_cuda;
+    sp_dtype target_dtype;
+    int target_per_element;             /* targets are pred's shape (else one per row) */
+    int counts_correct;                 /* evaluation counts argmax == label */
+    /* the instances the tests build (x[0].ndim == 0: unused) */
+    struct sp_op_test test[SP_OP_MAX_TESTS];
+};
 
-/* Per-op kernels, declared here so the op table and tests can name them.
- * codelets/<op>.c defines <op>_forward_cpu / <op>_backward_cpu. */
-void linear_forward_cpu(const struct sp_op_call *c);
-void linear_backward_cpu(const struct sp_op_call *c);
-void relu_forward_cpu(const struct sp_op_call *c);
-void relu_backward_cpu(const struct sp_op_call *c);
-void gelu_forward_cpu(const struct sp_op_call *c);
-void gelu_backward_cpu(const struct sp_op_call *c);
-void add_forward_cpu(const struct sp_op_call *c);
-void add_backward_cpu(const struct sp_op_call *c);
-void layernorm_forward_cpu(const struct sp_op_call *c);
-void layernorm_backward_cpu(const struct sp_op_call *c);
-double softmax_cross_entropy_loss_cpu(const struct sp_loss_call *c);
-double mse_loss_cpu(const struct sp_loss_call *c);
-/* CUDA versions, in codelets/<op>.cu (built when CUDA is) */
-void linear_forward_cuda(const struct sp_op_call *c);
-void linear_backward_cuda(const struct sp_op_call *c);
-void relu_forward_cuda(const struct sp_op_call *c);
-void relu_backward_cuda(const struct sp_op_call *c);
-void gelu_forward_cuda(const struct sp_op_call *c);
-void gelu_backward_cuda(const struct sp_op_call *c);
-void add_forward_cuda(const struct sp_op_call *c);
-void add_backward_cuda(const struct sp_op_call *c);
-void layernorm_forward_cuda(const struct sp_op_call *c);
-void layernorm_backward_cuda(const struct sp_op_call *c);
-void softmax_cross_entropy_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
-void mse_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
+/* The ops (op_table.c), NULL-terminated; each row is defined in its op's file. */
+extern const struct sp_op_info *const sp_op_table[];
+extern const struct sp_op_info sp_op_linear, sp_op_relu, sp_op_gelu, sp_op_add, sp_op_layernorm,
+    sp_op_embedding, sp_op_position_embedding, sp_op_attention, sp_op_dropout, sp_op_softmax_cross_entropy,
+    sp_op_mse;
+/* The op's index in sp_op_table (perf-model footprints, MPI fingerprints). */
+int sp_op_index(const struct sp_op_info *op);
+
+/* Rows of a row-wise op's first input, and its last dimension. */
+static inline long sp_call_rows(const struct sp_op_call *c) { return sp_shape_rows(&c->x_shape[0], c->samples); }
+static inline int sp_call_cols(const struct sp_op_call *c) { return sp_shape_last(&c->x_shape[0]); }
+static inline long sp_call_numel(const struct sp_op_call *c) { return c->samples * sp_shape_numel(&c->x_shape[0]); }
+
+/* Dropout's keep/drop decision for one element: a hash of (seed, step,
+ * sample, op, element), uniform in [0, 1); the same on CPU and GPU. */
+SP_HOST_DEVICE static inline float sp_dropout_uniform(uint64_t seed, long step, long sample, int op, long element)
+{
+    uint64_t z = seed ^ 0x9e3779b97f4a7c15ULL;
+    uint64_t parts[4] = {(uint64_t)step, (uint64_t)sample, (uint64_t)op, (uint64_t)element};
+    for (int i = 0; i < 4; i++) {
+        z += parts[i] * 0xbf58476d1ce4e5b9ULL + 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+    }
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
+
 /* SP_CUDA(fn) is fn in a CUDA build, NULL otherwise: one table row, one codelet
  * literal, whatever the build. */
 #ifdef SP_HAVE_CUDA
@@ -128,48 +222,87 @@ void mse_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, 
 #else
 #define SP_CUDA(fn) NULL
 #endif
-long linear_param_count(int in_cols, int out_cols);
-long layernorm_param_count(int in_cols, int out_cols);
 
 /* ---- stages ------------------------------------------------------------- */
 
-/* One op inside a stage: offsets are columns in the stage's stash (and, for
- * gradients, in the scratch buffer of the same layout) and floats in the
- * stage's parameter block. */
+/* Where an op finds one of its parameter tensors: in the stage's parameter
+ * block at `off`, or (shared >= 0) in the stage's shared parameter number
+ * `shared` (a parameter used by several ops, e.g. tied embeddings: its own
+ * StarPU handle, with one gradient handle per use). */
+struct sp_param_ref {
+    int shared;   /* -1: the stage's block; else index into the stage's shared values */
+    int grad;     /* shared: index into the stage's shared gradients (this use's) */
+    long off;     /* floats, in the block (0 for shared) */
+};
+
+/* One op inside a stage: offsets are per-sample elements in the stage's stash
+ * (and, for gradients, in the scratch buffer of the same layout). */
 struct sp_stage_op {
-    enum sp_op_type type;
-    int in_cols, out_cols;
-    long x_off[2];
-    int dx_needed[2];
+    const struct sp_op_info *info;
+    struct sp_op_attr attr;
+    int op_id; /* in the graph */
+    sp_shape x_shape[SP_OP_MAX_INPUTS], y_shape;
+    long x_off[SP_OP_MAX_INPUTS];
+    int dx_needed[SP_OP_MAX_INPUTS];
     long y_off;
     long aux_off;
-    long w_off;
+    int n_params;
+    struct sp_param_ref w[SP_OP_MAX_PARAMS];
 };
 
 /* A tensor copied between an activation (or gradient) buffer and the stash. */
 struct sp_stage_copy {
-    long act_off;   /* column offset in the activation / gradient buffer */
-    long stash_off; /* column offset in the stash */
-    int cols;
-    int needs_grad; /* backward copies its gradient out (not for the graph input) */
+    long act_off;   /* per-sample offset in the activation / gradient buffer */
+    long stash_off; /* per-sample offset in the stash */
+    long numel;     /* per sample */
 };
 
 struct sp_stage_desc {
     int stage;
-    long rows;                 /* micro-batch rows */
+    long rows;                 /* samples per micro-batch */
     int n_ops;
     struct sp_stage_op *ops;
-    long stash_cols;
+    long stash_numel;          /* per sample: every tensor and saved value of the stage */
+    long work_numel;           /* per sample: the largest backward scratch of an op */
     int n_in;                  /* tensors arriving in act(s) */
     struct sp_stage_copy *in;
-    long in_cols;
+    long in_numel;
     int n_out;                 /* tensors leaving in act(s+1) */
     struct sp_stage_copy *out;
-    long out_cols;
-    long nparams;
-    int recompute;             /* the stash keeps only the incoming tensors (in_cols) */
+    long out_numel;
+    long nparams;              /* floats in the stage's parameter block */
+    int n_shared;              /* shared parameter values the stage reads */
+    int n_shared_grads;        /* shared-parameter gradient handles it accumulates into */
+    int recompute;             /* the stash keeps only the incoming tensors (in_numel) */
+    int split_backward;        /* zero-bubble: B keeps the gradients in gstash, W adds the parameters' */
     int tf32;                  /* CUDA matrix products may use TF32 */
+    uint64_t seed;             /* of the run's randomness (dropout) */
 };
+
+/* What one stage task needs beyond its buffers (cl_arg, freed by StarPU). */
+struct sp_stage_args {
+    const struct sp_stage_desc *desc; /* the plan's, not copied */
+    long step;                        /* 1-based training step; 0 for evaluation */
+    int m;                            /* micro-batch */
+    int train;                        /* 0: evaluation (no dropout) */
+};
+
+/* The buffers of a stage task, by name: each field is the buffer's index in
+ * the task, or -1 where the task has no such buffer. One function fills
+ * them (and the access modes) for the submitter and the codelet alike.
+ *   F   act, params, next_act, stash [, work when re-materialised], shared values
+ *   B   grad_next, stash, params, dparams, work [, grad when s > 0], shared values, shared grads
+ *   Bi  (zb) grad_next, stash, params, gstash [, grad], shared values
+ *   W   (zb) stash, gstash, params, dparams, shared values, shared grads */
+struct sp_stage_slots {
+    int n;
+    int act, params, next_act, stash, work, grad_next, grad, dparams, gstash;
+    int shared;      /* first of desc->n_shared shared values */
+    int shared_grad; /* first of desc->n_shared_grads shared gradients */
+    enum starpu_data_access_mode modes[STARPU_NMAXBUFS > 16 ? STARPU_NMAXBUFS : 16];
+};
+#define SP_STAGE_MAX_BUFFERS ((int)(sizeof(((struct sp_stage_slots *)0)->modes) / sizeof(enum starpu_data_access_mode)))
+void sp_stage_slots(const struct sp_stage_desc *d, sp_pass pass, struct sp_stage_slots *s);
 
 /* How stage code copies and zeroes blocks of floats and which kernels it
  * runs (CPU here, CUDA in stage.cu: asynchronous on the worker's stream). */
@@ -180,24 +313,17 @@ struct sp_backend {
 };
 extern const struct sp_backend sp_cuda_backend;
 
-/* Stage forward F(s,m): R act(s,m), R params(s), W act(s+1,m), W stash(s,m). */
+/* The stage codelets (cl_arg: struct sp_stage_args; buffers: sp_stage_slots). */
 extern struct starpu_codelet sp_cl_stage_forward;
-/* The same re-materialised: W stash(s,m) holds the incoming tensors only;
- * plus SCRATCH work (rows·stash_cols). */
-extern struct starpu_codelet sp_cl_stage_forward_recompute;
-/* Stage backward B(s,m): R grad(s+1,m), R stash(s,m), R params(s),
- * RW dparams(s), SCRATCH work (rows·stash_cols, twice that re-materialised)
- * [, W grad(s,m) when s > 0]. */
 extern struct starpu_codelet sp_cl_stage_backward;
-/* Zero-bubble split of B: Bi(s,m): R grad(s+1,m), R stash(s,m), R params(s),
- * W gstash(s,m) (as B's work) [, W grad(s,m) when s > 0];
- * W(s,m): R stash(s,m), R gstash(s,m), R params(s), RW dparams(s). */
+/* Zero-bubble: the input-gradient half of B (Bi: the same code as B with
+ * desc->split_backward, its own perf model) and the weight half (W). */
 extern struct starpu_codelet sp_cl_stage_backward_input;
 extern struct starpu_codelet sp_cl_stage_backward_weight;
 
 struct sp_loss_args {
-    enum sp_op_type type;
-    long rows;
+    const struct sp_op_info *loss;
+    long rows;    /* rows of the prediction along its last dimension */
     int cols;
     double scale; /* 1 / elements of the whole mini-batch the mean runs over */
     int first;    /* the step's first micro-batch: overwrite the running sum */
@@ -218,14 +344,21 @@ struct sp_opt_args {
     long step; /* 1-based, for AdamW's bias correction */
 };
 
-/* n parameters p, gradients g (zeroed after use), state (n floats for SGD, 2n for AdamW). */
-void sgd_update_cpu(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
-void adamw_update_cpu(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
-void sgd_update_cuda(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
-void adamw_update_cuda(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
+#define SP_OPT_MAX_GRADS 4
+/* n parameters p; their gradient is g[0] + g[1] + … (n_grads blocks, added
+ * in that order: the uses of a shared parameter); state n floats for SGD,
+ * 2n for AdamW. The gradients are left as they are. */
+void sgd_update_cpu(float *p, const float *const *g, int n_grads, float *state, long n, const struct sp_opt_args *a);
+void adamw_update_cpu(float *p, const float *const *g, int n_grads, float *state, long n,
+                      const struct sp_opt_args *a);
+void sgd_update_cuda(float *p, const float *const *g, int n_grads, float *state, long n,
+                     const struct sp_opt_args *a);
+void adamw_update_cuda(float *p, const float *const *g, int n_grads, float *state, long n,
+                       const struct sp_opt_args *a);
 
-/* Optimizer step U(s): RW params(s), RW dparams(s), RW state(s).
- * cl_arg: struct sp_opt_args. */
+/* Optimizer step U: RW params, RW state, R gradients (1 to SP_OPT_MAX_GRADS).
+ * cl_arg: struct sp_opt_args. The backward tasks of micro-batch 0 zero the
+ * gradients before adding to them, so U only reads them. */
 extern struct starpu_codelet sp_cl_update;
 
 /* After starpu_init: BLAS to one thread (StarPU runs one worker per core),

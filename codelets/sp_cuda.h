@@ -42,4 +42,28 @@ static inline unsigned sp_blocks(long n)
 
 static inline cudaStream_t sp_stream(void) { return starpu_cuda_get_local_stream(); }
 
+/* An optimizer's gradient blocks, passed to a kernel by value; their sum,
+ * added in block order (a shared parameter's uses). */
+struct sp_grads {
+    const float *g[SP_OPT_MAX_GRADS];
+    int n;
+};
+
+static inline struct sp_grads sp_grads_of(const float *const *g, int n)
+{
+    struct sp_grads r = {};
+    for (int k = 0; k < n; k++)
+        r.g[k] = g[k];
+    r.n = n;
+    return r;
+}
+
+__device__ static inline float sp_grad_sum(const struct sp_grads *g, long i)
+{
+    float s = g->g[0][i];
+    for (int k = 1; k < g->n; k++)
+        s += g->g[k][i];
+    return s;
+}
+
 #endif /* SP_CUDA_H */

@@ -1,32 +1,95 @@
 /*
  * stage.c — the StarPU codelets that run one whole pipeline stage for one
- * micro-batch, CPU implementations:
+ * micro-batch, CPU implementations, and the one function that names their
+ * buffers (sp_stage_slots, used by the submitter too):
  *
  *   F   forward: copies the stage's incoming tensors into the stash, runs the
  *       ops in order (every output lands in the stash, where backward finds
- *       it), copies the outgoing tensors into act(s+1).
- *   F'  forward with re-materialisation: the same into a scratch buffer,
- *       keeping only the incoming tensors in the stash.
+ *       it), copies the outgoing tensors into act(s+1). Re-materialised: the
+ *       same in a scratch buffer, keeping only the incoming tensors in the
+ *       stash.
  *   B   backward: seeds the gradient of every tensor (a workspace of the
  *       stash's layout) from grad(s+1), runs the ops' backward kernels in
- *       reverse order, accumulating parameter gradients into dparams(s), and
- *       copies the incoming tensors' gradients into grad(s) (absent for stage
- *       0). With re-materialisation it first reruns the forward pass.
+ *       reverse order, accumulating parameter gradients, and copies the
+ *       incoming tensors' gradients into grad(s) (absent for stage 0). With
+ *       re-materialisation it first reruns the forward pass.
  *   Bi  zero-bubble input-gradient half of B: no parameter gradients; keeps
  *       every tensor's gradient (and, with re-materialisation, the recomputed
  *       activations) in a gradient stash for W.
  *   W   zero-bubble weight-gradient half: parameter gradients from the stash
  *       and the gradient stash.
  *
- * Op sequence and offsets come from the sp_stage_desc passed as cl_arg (not
- * copied). Every buffer is a run of (rows, cols) blocks; see sp_codelets.h.
- * The same code drives the CPU kernels and (stage.cu's backend) the CUDA
- * ones; on a CUDA worker everything is queued on the worker's stream and the
- * codelets are STARPU_CUDA_ASYNC.
+ * The task of micro-batch 0 that adds parameter gradients (B, or W under
+ * zb) first zeroes them: a step's gradients start from zero without a task
+ * of their own, and the optimizer step only reads them.
+ *
+ * The op sequence and offsets come from the sp_stage_desc in the task's
+ * sp_stage_args. The same code drives the CPU kernels and (stage.cu's
+ * backend) the CUDA ones; on a CUDA worker everything is queued on the
+ * worker's stream and the codelets are STARPU_CUDA_ASYNC.
  */
 #include "sp_codelets.h"
 
 #include <string.h>
+
+/* ---- the buffers of each task -------------------------------------------- */
+
+void sp_stage_slots(const struct sp_stage_desc *d, sp_pass pass, struct sp_stage_slots *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->act = s->params = s->next_act = s->stash = s->work = -1;
+    s->grad_next = s->grad = s->dparams = s->gstash = s->shared = s->shared_grad = -1;
+    int n = 0;
+#define SLOT(field, mode) (s->modes[n] = (mode), s->field = n++)
+    switch (pass) {
+    case SP_PASS_FORWARD:
+        SLOT(act, STARPU_R);
+        SLOT(params, STARPU_R);
+        SLOT(next_act, STARPU_W);
+        SLOT(stash, STARPU_W);
+        if (d->recompute)
+            SLOT(work, STARPU_SCRATCH);
+        break;
+    case SP_PASS_BACKWARD:
+        SLOT(grad_next, STARPU_R);
+        SLOT(stash, STARPU_R);
+        SLOT(params, STARPU_R);
+        if (d->split_backward) {
+            SLOT(gstash, STARPU_W);
+        } else {
+            SLOT(dparams, STARPU_RW);
+        }
+        SLOT(work, STARPU_SCRATCH);
+        if (d->stage > 0)
+            SLOT(grad, STARPU_W);
+        break;
+    case SP_PASS_WEIGHT:
+        SLOT(stash, STARPU_R);
+        SLOT(gstash, STARPU_R);
+        SLOT(params, STARPU_R);
+        SLOT(dparams, STARPU_RW);
+        SLOT(work, STARPU_SCRATCH);
+        break;
+    default:
+        STARPU_ABORT_MSG("stage tasks are F, B or W");
+    }
+    if (d->n_shared) {
+        s->shared = n;
+        for (int i = 0; i < d->n_shared; i++)
+            s->modes[n++] = STARPU_R;
+    }
+    const int adds_param_grads = pass == SP_PASS_WEIGHT || (pass == SP_PASS_BACKWARD && !d->split_backward);
+    if (d->n_shared_grads && adds_param_grads) {
+        s->shared_grad = n;
+        for (int i = 0; i < d->n_shared_grads; i++)
+            s->modes[n++] = STARPU_RW;
+    }
+#undef SLOT
+    STARPU_ASSERT_MSG(n <= SP_STAGE_MAX_BUFFERS, "stage %d: %d buffers", d->stage, n);
+    s->n = n;
+}
+
+/* ---- running the ops ------------------------------------------------------ */
 
 /* Where a stage runs: how blocks are copied and zeroed, and which kernels
  * run. The CPU backend is here; the CUDA one (asynchronous copies on the
@@ -35,27 +98,60 @@ static void cpu_copy(float *dst, const float *src, size_t n) { memcpy(dst, src, 
 static void cpu_zero(float *dst, size_t n) { memset(dst, 0, sizeof(float) * n); }
 static const struct sp_backend cpu_backend = {.copy = cpu_copy, .zero = cpu_zero, .cuda = 0};
 
+/* A running task's view of its buffers. */
+struct stage_run {
+    const struct sp_backend *be;
+    const struct sp_stage_desc *d;
+    const struct sp_stage_args *args;
+    const float *params;
+    float *dparams;
+    float *shared[SP_STAGE_MAX_BUFFERS];
+    float *shared_grad[SP_STAGE_MAX_BUFFERS]; /* NULL in tasks that add no parameter gradients */
+    size_t shared_grad_n[SP_STAGE_MAX_BUFFERS];
+    float *op_work;                           /* the ops' backward scratch */
+};
+
+#define BUF(i) ((float *)STARPU_VECTOR_GET_PTR(buffers[i]))
+
+static struct stage_run stage_run(const struct sp_backend *be, void *buffers[], void *cl_arg, sp_pass pass,
+                                  struct sp_stage_slots *slots)
+{
+    const struct sp_stage_args *a = cl_arg;
+    struct stage_run r = {.be = be, .d = a->desc, .args = a};
+    sp_stage_slots(a->desc, pass, slots);
+    r.params = BUF(slots->params);
+    r.dparams = slots->dparams >= 0 ? BUF(slots->dparams) : NULL;
+    for (int i = 0; slots->shared >= 0 && i < r.d->n_shared; i++)
+        r.shared[i] = BUF(slots->shared + i);
+    for (int i = 0; slots->shared_grad >= 0 && i < r.d->n_shared_grads; i++) {
+        r.shared_grad[i] = BUF(slots->shared_grad + i);
+        r.shared_grad_n[i] = STARPU_VECTOR_GET_NX(buffers[slots->shared_grad + i]);
+    }
+    return r;
+}
+
 static void copy_blocks(const struct sp_backend *be, float *dst, const float *src, long rows,
                         const struct sp_stage_copy *c, int n, int to_stash)
 {
     for (int i = 0; i < n; i++) {
         long d = to_stash ? c[i].stash_off : c[i].act_off;
         long s = to_stash ? c[i].act_off : c[i].stash_off;
-        be->copy(dst + rows * d, src + rows * s, (size_t)(rows * c[i].cols));
+        be->copy(dst + rows * d, src + rows * s, (size_t)(rows * c[i].numel));
     }
 }
 
-static void bind_op(struct sp_op_call *call, const struct sp_stage_desc *d, const struct sp_stage_op *op,
-                    float *act, float *grads, const float *params, float *dparams, int want_dx)
+/* The kernel's view of op `op`: its tensors in act (and grads), its
+ * parameters and (when params_grads) their gradients. */
+static void bind_op(struct sp_op_call *call, const struct stage_run *r, const struct sp_stage_op *op, float *act,
+                    float *grads, int want_dx, int param_grads)
 {
-    const long rows = d->rows;
+    const long rows = r->d->rows;
     memset(call, 0, sizeof(*call));
-    call->rows = rows;
-    call->in_cols = op->in_cols;
-    call->out_cols = op->out_cols;
-    call->tf32 = d->tf32;
-    int n_in = sp_op_table[op->type].n_inputs;
-    for (int k = 0; k < n_in; k++) {
+    call->samples = rows;
+    call->attr = &op->attr;
+    call->y_shape = op->y_shape;
+    for (int k = 0; k < op->info->n_inputs; k++) {
+        call->x_shape[k] = op->x_shape[k];
         call->x[k] = act + rows * op->x_off[k];
         if (grads && want_dx && op->dx_needed[k])
             call->dx[k] = grads + rows * op->x_off[k];
@@ -63,140 +159,153 @@ static void bind_op(struct sp_op_call *call, const struct sp_stage_desc *d, cons
     call->y = act + rows * op->y_off;
     call->dy = grads ? grads + rows * op->y_off : NULL;
     call->aux = act + rows * op->aux_off;
-    call->w = params + op->w_off;
-    call->dw = dparams ? dparams + op->w_off : NULL;
+    call->work = r->op_work;
+    for (int k = 0; k < op->n_params; k++) {
+        const struct sp_param_ref *w = &op->w[k];
+        call->w[k] = w->shared >= 0 ? r->shared[w->shared] : r->params + w->off;
+        if (param_grads)
+            call->dw[k] = w->shared >= 0 ? r->shared_grad[w->grad] : r->dparams + w->off;
+    }
+    call->seed = r->d->seed;
+    call->step = r->args->step;
+    call->sample0 = (long)r->args->m * rows;
+    call->op_id = op->op_id;
+    call->train = r->args->train;
+    call->tf32 = r->d->tf32;
 }
 
-static void run_op(const struct sp_backend *be, const struct sp_op_call *call, enum sp_op_type type, int backward)
+static void run_op(const struct sp_backend *be, const struct sp_op_call *call, const struct sp_op_info *info,
+                   int backward)
 {
-    const struct sp_op_info *info = &sp_op_table[type];
     sp_op_kernel_fn fn = backward ? (be->cuda ? info->backward_cuda : info->backward_cpu)
                                   : (be->cuda ? info->forward_cuda : info->forward_cpu);
     STARPU_ASSERT_MSG(fn, "op %s has no %s kernel", info->name, be->cuda ? "CUDA" : "CPU");
     fn(call);
 }
 
-static void run_forward(const struct sp_backend *be, const struct sp_stage_desc *d, float *act, const float *params)
+static void run_forward(const struct stage_run *r, float *act)
 {
-    for (int i = 0; i < d->n_ops; i++) {
+    for (int i = 0; i < r->d->n_ops; i++) {
         struct sp_op_call call;
-        bind_op(&call, d, &d->ops[i], act, NULL, params, NULL, 0);
-        run_op(be, &call, d->ops[i].type, 0);
+        bind_op(&call, r, &r->d->ops[i], act, NULL, 0, 0);
+        run_op(r->be, &call, r->d->ops[i].info, 0);
     }
 }
 
 /* The activations backward works on: the stash itself, or (re-materialised)
  * the stash's incoming tensors — a prefix of the full layout — copied into
  * `work` and run forward again, which gives the same bits as the first time. */
-static float *activations(const struct sp_backend *be, const struct sp_stage_desc *d, float *stash, float *work,
-                          const float *params)
+static float *activations(const struct stage_run *r, float *stash, float *work)
 {
-    if (!d->recompute)
+    if (!r->d->recompute)
         return stash;
-    be->copy(work, stash, (size_t)(d->rows * d->in_cols));
-    run_forward(be, d, work, params);
+    r->be->copy(work, stash, (size_t)(r->d->rows * r->d->in_numel));
+    run_forward(r, work);
     return work;
 }
 
-/* Gradients of every tensor into grads (stash layout): seeded from grad_in,
- * then the ops in reverse. dparams NULL: no parameter gradients. */
-static void run_backward(const struct sp_backend *be, const struct sp_stage_desc *d, float *act, float *grads,
-                         const float *grad_in, const float *params, float *dparams, int want_dx)
+/* Micro-batch 0 starts the step's parameter gradients from zero. */
+static void zero_param_grads(const struct stage_run *r)
 {
-    be->zero(grads, (size_t)(d->rows * d->stash_cols));
-    copy_blocks(be, grads, grad_in, d->rows, d->out, d->n_out, 1);
+    if (r->args->m != 0)
+        return;
+    if (r->dparams && r->d->nparams)
+        r->be->zero(r->dparams, (size_t)r->d->nparams);
+    for (int i = 0; i < r->d->n_shared_grads; i++)
+        r->be->zero(r->shared_grad[i], r->shared_grad_n[i]);
+}
+
+/* Gradients of every tensor into grads (stash layout): seeded from grad_in,
+ * then the ops in reverse. */
+static void run_backward(const struct stage_run *r, float *act, float *grads, const float *grad_in, int param_grads)
+{
+    const struct sp_stage_desc *d = r->d;
+    r->be->zero(grads, (size_t)(d->rows * d->stash_numel));
+    copy_blocks(r->be, grads, grad_in, d->rows, d->out, d->n_out, 1);
     for (int i = d->n_ops - 1; i >= 0; i--) {
         struct sp_op_call call;
-        bind_op(&call, d, &d->ops[i], act, grads, params, dparams, want_dx);
-        run_op(be, &call, d->ops[i].type, 1);
+        bind_op(&call, r, &d->ops[i], act, grads, 1, param_grads);
+        run_op(r->be, &call, d->ops[i].info, 1);
     }
 }
 
-#define BUF(i) ((float *)STARPU_VECTOR_GET_PTR(buffers[i]))
-
-/* F: R act(s), R params, W act(s+1), W stash */
-static void stage_forward(const struct sp_backend *be, void *buffers[], const struct sp_stage_desc *d)
+/* F: act, params, next_act, stash [, work] */
+static void stage_forward(const struct sp_backend *be, void *buffers[], void *cl_arg)
 {
-    copy_blocks(be, BUF(3), BUF(0), d->rows, d->in, d->n_in, 1);
-    run_forward(be, d, BUF(3), BUF(1));
-    copy_blocks(be, BUF(2), BUF(3), d->rows, d->out, d->n_out, 0);
+    struct sp_stage_slots sl;
+    struct stage_run r = stage_run(be, buffers, cl_arg, SP_PASS_FORWARD, &sl);
+    const struct sp_stage_desc *d = r.d;
+    float *act = d->recompute ? BUF(sl.work) : BUF(sl.stash);
+    copy_blocks(be, act, BUF(sl.act), d->rows, d->in, d->n_in, 1);
+    if (d->recompute)
+        be->copy(BUF(sl.stash), act, (size_t)(d->rows * d->in_numel));
+    run_forward(&r, act);
+    copy_blocks(be, BUF(sl.next_act), act, d->rows, d->out, d->n_out, 0);
 }
 
-/* F': R act(s), R params, W act(s+1), W stash (incoming tensors), SCRATCH work */
-static void stage_forward_rc(const struct sp_backend *be, void *buffers[], const struct sp_stage_desc *d)
+/* B (fused): work = gradients | re-materialised activations | ops' scratch.
+ * Bi (zb): gstash = gradients | re-materialised activations; work = ops' scratch. */
+static void stage_backward(const struct sp_backend *be, void *buffers[], void *cl_arg)
 {
-    float *work = BUF(4);
-    copy_blocks(be, work, BUF(0), d->rows, d->in, d->n_in, 1);
-    be->copy(BUF(3), work, (size_t)(d->rows * d->in_cols));
-    run_forward(be, d, work, BUF(1));
-    copy_blocks(be, BUF(2), work, d->rows, d->out, d->n_out, 0);
+    struct sp_stage_slots sl;
+    struct stage_run r = stage_run(be, buffers, cl_arg, SP_PASS_BACKWARD, &sl);
+    const struct sp_stage_desc *d = r.d;
+    const long full = d->rows * d->stash_numel;
+    float *grads = d->split_backward ? BUF(sl.gstash) : BUF(sl.work);
+    float *act = activations(&r, BUF(sl.stash), grads + full);
+    r.op_work = d->split_backward ? BUF(sl.work) : grads + (d->recompute ? 2 * full : full);
+    if (!d->split_backward)
+        zero_param_grads(&r);
+    run_backward(&r, act, grads, BUF(sl.grad_next), !d->split_backward);
+    if (sl.grad >= 0)
+        copy_blocks(be, BUF(sl.grad), grads, d->rows, d->in, d->n_in, 0);
 }
 
-/* B: R grad(s+1), R stash, R params, RW dparams, SCRATCH work [, W grad(s)]
- * work = gradients (stash_cols) then, re-materialised, activations */
-static void stage_backward(const struct sp_backend *be, void *buffers[], const struct sp_stage_desc *d)
+/* W: each op's parameter gradients from the output gradients Bi kept; no
+ * input gradients. */
+static void stage_backward_weight(const struct sp_backend *be, void *buffers[], void *cl_arg)
 {
-    float *grads = BUF(4);
-    float *act = activations(be, d, BUF(1), grads + d->rows * d->stash_cols, BUF(2));
-    run_backward(be, d, act, grads, BUF(0), BUF(2), BUF(3), 1);
-    if (d->stage > 0)
-        copy_blocks(be, BUF(5), grads, d->rows, d->in, d->n_in, 0);
-}
-
-/* Bi: R grad(s+1), R stash, R params, W gstash [, W grad(s)]
- * gstash = gradients (stash_cols) then, re-materialised, activations */
-static void stage_backward_input(const struct sp_backend *be, void *buffers[], const struct sp_stage_desc *d)
-{
-    float *grads = BUF(3);
-    float *act = activations(be, d, BUF(1), grads + d->rows * d->stash_cols, BUF(2));
-    run_backward(be, d, act, grads, BUF(0), BUF(2), NULL, 1);
-    if (d->stage > 0)
-        copy_blocks(be, BUF(4), grads, d->rows, d->in, d->n_in, 0);
-}
-
-/* W: R stash, R gstash, R params, RW dparams — each op's parameter gradient
- * from the output gradient Bi kept; no input gradients. */
-static void stage_backward_weight(const struct sp_backend *be, void *buffers[], const struct sp_stage_desc *d)
-{
-    float *grads = BUF(1);
-    float *act = d->recompute ? grads + d->rows * d->stash_cols : BUF(0);
+    struct sp_stage_slots sl;
+    struct stage_run r = stage_run(be, buffers, cl_arg, SP_PASS_WEIGHT, &sl);
+    const struct sp_stage_desc *d = r.d;
+    float *grads = BUF(sl.gstash);
+    float *act = d->recompute ? grads + d->rows * d->stash_numel : BUF(sl.stash);
+    r.op_work = BUF(sl.work);
+    zero_param_grads(&r);
     for (int i = d->n_ops - 1; i >= 0; i--) {
         struct sp_op_call call;
-        bind_op(&call, d, &d->ops[i], act, grads, BUF(2), BUF(3), 0);
-        if (sp_op_table[d->ops[i].type].param_count(d->ops[i].in_cols, d->ops[i].out_cols))
-            run_op(be, &call, d->ops[i].type, 1);
+        if (!d->ops[i].n_params)
+            continue;
+        bind_op(&call, &r, &d->ops[i], act, grads, 0, 1);
+        run_op(be, &call, d->ops[i].info, 1);
     }
 }
 
 /* The codelets' entry points: one per pass and backend. */
 #define STAGE_ENTRY(pass, name, backend)                                    \
-    static void name(void *buffers[], void *cl_arg)                         \
-    {                                                                       \
-        pass(backend, buffers, (const struct sp_stage_desc *)cl_arg);       \
-    }
+    static void name(void *buffers[], void *cl_arg) { pass(backend, buffers, cl_arg); }
 STAGE_ENTRY(stage_forward, stage_forward_cpu, &cpu_backend)
-STAGE_ENTRY(stage_forward_rc, stage_forward_rc_cpu, &cpu_backend)
 STAGE_ENTRY(stage_backward, stage_backward_cpu, &cpu_backend)
-STAGE_ENTRY(stage_backward_input, stage_backward_input_cpu, &cpu_backend)
 STAGE_ENTRY(stage_backward_weight, stage_backward_weight_cpu, &cpu_backend)
 #ifdef SP_HAVE_CUDA
 STAGE_ENTRY(stage_forward, stage_forward_cuda, &sp_cuda_backend)
-STAGE_ENTRY(stage_forward_rc, stage_forward_rc_cuda, &sp_cuda_backend)
 STAGE_ENTRY(stage_backward, stage_backward_cuda, &sp_cuda_backend)
-STAGE_ENTRY(stage_backward_input, stage_backward_input_cuda, &sp_cuda_backend)
 STAGE_ENTRY(stage_backward_weight, stage_backward_weight_cuda, &sp_cuda_backend)
 #endif
 
-/* Stages with the same op sequence and micro-batch size cost the same;
- * stages that differ only in their ops must not share history entries. */
+/* Stages with the same ops, shapes and micro-batch size cost the same;
+ * stages that differ in them must not share history entries. */
 static uint32_t stage_footprint(struct starpu_task *task)
 {
-    const struct sp_stage_desc *d = task->cl_arg;
+    const struct sp_stage_args *a = task->cl_arg;
+    const struct sp_stage_desc *d = a->desc;
     uint32_t h = starpu_hash_crc32c_be((uint32_t)d->rows, (uint32_t)d->recompute);
     for (int i = 0; i < d->n_ops; i++) {
-        h = starpu_hash_crc32c_be((uint32_t)d->ops[i].type, h);
-        h = starpu_hash_crc32c_be((uint32_t)d->ops[i].in_cols, h);
-        h = starpu_hash_crc32c_be((uint32_t)d->ops[i].out_cols, h);
+        const struct sp_stage_op *op = &d->ops[i];
+        h = starpu_hash_crc32c_be((uint32_t)sp_op_index(op->info), h);
+        for (int k = 0; k < op->info->n_inputs; k++)
+            h = starpu_hash_crc32c_be((uint32_t)sp_shape_numel(&op->x_shape[k]), h);
+        h = starpu_hash_crc32c_be((uint32_t)sp_shape_numel(&op->y_shape), h);
     }
     return h;
 }
@@ -206,31 +315,19 @@ static uint32_t stage_footprint(struct starpu_task *task)
         .type = STARPU_HISTORY_BASED, .symbol = sym, .footprint = stage_footprint}
 
 STAGE_MODEL(forward_model, "starpipe_stage_forward");
-STAGE_MODEL(forward_rc_model, "starpipe_stage_forward_recompute");
 STAGE_MODEL(backward_model, "starpipe_stage_backward");
 STAGE_MODEL(backward_input_model, "starpipe_stage_backward_input");
 STAGE_MODEL(backward_weight_model, "starpipe_stage_backward_weight");
 
+/* Every stage codelet's buffer count varies (sp_stage_slots). */
 struct starpu_codelet sp_cl_stage_forward = {
     .cpu_funcs = {stage_forward_cpu},
     .cpu_funcs_name = {"stage_forward_cpu"},
     .cuda_funcs = {SP_CUDA(stage_forward_cuda)},
     .cuda_flags = {STARPU_CUDA_ASYNC},
-    .nbuffers = 4,
-    .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_W},
+    .nbuffers = STARPU_VARIABLE_NBUFFERS,
     .model = &forward_model,
     .name = "stage_forward",
-};
-
-struct starpu_codelet sp_cl_stage_forward_recompute = {
-    .cpu_funcs = {stage_forward_rc_cpu},
-    .cpu_funcs_name = {"stage_forward_rc_cpu"},
-    .cuda_funcs = {SP_CUDA(stage_forward_rc_cuda)},
-    .cuda_flags = {STARPU_CUDA_ASYNC},
-    .nbuffers = 5,
-    .modes = {STARPU_R, STARPU_R, STARPU_W, STARPU_W, STARPU_SCRATCH},
-    .model = &forward_rc_model,
-    .name = "stage_forward_recompute",
 };
 
 struct starpu_codelet sp_cl_stage_backward = {
@@ -238,17 +335,18 @@ struct starpu_codelet sp_cl_stage_backward = {
     .cpu_funcs_name = {"stage_backward_cpu"},
     .cuda_funcs = {SP_CUDA(stage_backward_cuda)},
     .cuda_flags = {STARPU_CUDA_ASYNC},
-    .nbuffers = STARPU_VARIABLE_NBUFFERS, /* grad(s) is absent for stage 0 */
+    .nbuffers = STARPU_VARIABLE_NBUFFERS,
     .model = &backward_model,
     .name = "stage_backward",
 };
 
+/* The same code as B; its own codelet so that its perf model is its own. */
 struct starpu_codelet sp_cl_stage_backward_input = {
-    .cpu_funcs = {stage_backward_input_cpu},
-    .cpu_funcs_name = {"stage_backward_input_cpu"},
-    .cuda_funcs = {SP_CUDA(stage_backward_input_cuda)},
+    .cpu_funcs = {stage_backward_cpu},
+    .cpu_funcs_name = {"stage_backward_cpu"},
+    .cuda_funcs = {SP_CUDA(stage_backward_cuda)},
     .cuda_flags = {STARPU_CUDA_ASYNC},
-    .nbuffers = STARPU_VARIABLE_NBUFFERS, /* grad(s) is absent for stage 0 */
+    .nbuffers = STARPU_VARIABLE_NBUFFERS,
     .model = &backward_input_model,
     .name = "stage_backward_input",
 };
@@ -258,8 +356,7 @@ struct starpu_codelet sp_cl_stage_backward_weight = {
     .cpu_funcs_name = {"stage_backward_weight_cpu"},
     .cuda_funcs = {SP_CUDA(stage_backward_weight_cuda)},
     .cuda_flags = {STARPU_CUDA_ASYNC},
-    .nbuffers = 4,
-    .modes = {STARPU_R, STARPU_R, STARPU_R, STARPU_RW},
+    .nbuffers = STARPU_VARIABLE_NBUFFERS,
     .model = &backward_weight_model,
     .name = "stage_backward_weight",
 };

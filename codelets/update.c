@@ -1,26 +1,38 @@
 /*
- * update.c — the StarPU codelet of the optimizer step U(s): applies SGD or
- * AdamW to a stage's whole parameter block and zeroes its gradient block,
- * ready for the next step's accumulation. Buffers: RW params, RW gradients,
- * RW optimizer state; cl_arg: struct sp_opt_args.
+ * update.c — the StarPU codelet of the optimizer step U: applies SGD or
+ * AdamW to one parameter block (a stage's, or a shared parameter's) with
+ * the sum of its gradient blocks. Buffers: RW params, RW optimizer state,
+ * then R gradients (one per use of the block: a stage's block has one, a
+ * tied parameter one per op that uses it, added in that order). The
+ * gradients are zeroed by the next step's first backward, not here.
+ * cl_arg: struct sp_opt_args.
  */
 #include "sp_codelets.h"
 
-typedef void (*sp_update_fn)(float *p, float *g, float *state, long n, const struct sp_opt_args *a);
+typedef void (*sp_update_fn)(float *p, const float *const *g, int n_grads, float *state, long n,
+                             const struct sp_opt_args *a);
 
 static void update(void *buffers[], const struct sp_opt_args *a, sp_update_fn sgd, sp_update_fn adamw)
 {
+    struct starpu_task *task = starpu_task_get_current();
     float *p = (float *)STARPU_VECTOR_GET_PTR(buffers[0]);
-    float *g = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
-    float *state = (float *)STARPU_VECTOR_GET_PTR(buffers[2]);
+    float *state = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
+    const float *g[SP_OPT_MAX_GRADS];
+    const int n_grads = (int)STARPU_TASK_GET_NBUFFERS(task) - 2;
+    STARPU_ASSERT_MSG(n_grads >= 1 && n_grads <= SP_OPT_MAX_GRADS, "update: %d gradient blocks", n_grads);
+    for (int k = 0; k < n_grads; k++)
+        g[k] = (const float *)STARPU_VECTOR_GET_PTR(buffers[2 + k]);
     long n = (long)STARPU_VECTOR_GET_NX(buffers[0]);
-    (a->type == SP_OPTIMIZER_ADAMW ? adamw : sgd)(p, g, state, n, a);
+    (a->type == SP_OPTIMIZER_ADAMW ? adamw : sgd)(p, g, n_grads, state, n, a);
 }
 
 static void update_cpu(void *buffers[], void *cl_arg) { update(buffers, cl_arg, sgd_update_cpu, adamw_update_cpu); }
 
 #ifdef SP_HAVE_CUDA
-static void update_cuda(void *buffers[], void *cl_arg) { update(buffers, cl_arg, sgd_update_cuda, adamw_update_cuda); }
+static void update_cuda(void *buffers[], void *cl_arg)
+{
+    update(buffers, cl_arg, sgd_update_cuda, adamw_update_cuda);
+}
 #endif
 
 static struct starpu_perfmodel update_model = {
@@ -33,8 +45,7 @@ struct starpu_codelet sp_cl_update = {
     .cpu_funcs_name = {"update_cpu"},
     .cuda_funcs = {SP_CUDA(update_cuda)},
     .cuda_flags = {STARPU_CUDA_ASYNC},
-    .nbuffers = 3,
-    .modes = {STARPU_RW, STARPU_RW, STARPU_RW},
+    .nbuffers = STARPU_VARIABLE_NBUFFERS, /* params, state, one gradient per use */
     .model = &update_model,
     .name = "update",
 };

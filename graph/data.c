@@ -20,87 +20,158 @@ static sp_status alloc_host(void **p, size_t bytes, const char *what)
     return SP_OK;
 }
 
+/* StarPU's vectors count elements in 32 bits and the kernels hand row
+ * counts to BLAS as int: every buffer stays below 2^31 elements. */
+#define SP_MAX_ELEMENTS ((1L << 31) - 1)
+
+static sp_status check_size(long n, const char *what, int stage)
+{
+    if (n >= 0 && n <= SP_MAX_ELEMENTS)
+        return SP_OK;
+    return sp_set_error(SP_ERR_INVALID_ARG,
+                        "trainer: %s of stage %d would hold %ld elements, more than the %ld one buffer can hold "
+                        "(use more micro-batches, a smaller batch or more stages)",
+                        what, stage, n, SP_MAX_ELEMENTS);
+}
+
+/* Every buffer's size, before anything is allocated or registered. */
+static sp_status check_sizes(const sp_trainer_t *t)
+{
+    sp_status s = SP_OK;
+    for (int b = 0; b < t->n_blocks && s == SP_OK; b++)
+        s = check_size(2 * t->blocks[b].n, "the parameters (and optimizer state)", t->blocks[b].stage);
+    for (int k = 0; k < t->K && s == SP_OK; k++) {
+        const struct sp_stage_desc *d = &t->st[k].desc;
+        const long full = t->rows * d->stash_numel;
+        if ((s = check_size(full, "a stash", k)) == SP_OK &&
+            (s = check_size(full * (t->recompute ? 2 : 1) + t->rows * d->work_numel, "the backward workspace", k)) ==
+                SP_OK)
+            s = check_size(t->rows * t->act_numel[k + 1], "the activations leaving", k);
+    }
+    if (s == SP_OK)
+        s = check_size(t->rows * t->act_numel[0], "the input micro-batch", 0);
+    return s;
+}
+
 /* Registers a vector: on its host buffer where this rank owns it (or
  * without MPI), without a home elsewhere (StarPU allocates it where it is
  * needed); under MPI also with its tag and owning rank. */
-static void reg(sp_trainer_t *t, starpu_data_handle_t *h, int owner, void *host, uint32_t n, size_t elem)
+static void reg(sp_trainer_t *t, starpu_data_handle_t *h, int owner, void *host, long n, size_t elem)
 {
     if (host && (!t->mpi || owner == t->rank))
-        starpu_vector_data_register(h, STARPU_MAIN_RAM, (uintptr_t)host, n, elem);
+        starpu_vector_data_register(h, STARPU_MAIN_RAM, (uintptr_t)host, (uint32_t)n, elem);
     else
-        starpu_vector_data_register(h, -1, 0, n, elem);
+        starpu_vector_data_register(h, -1, 0, (uint32_t)(n > 0 ? n : 1), elem);
     if (t->mpi)
         sp_mpi_register(*h, t->next_tag++, owner);
 }
 
-sp_status sp_data_register(sp_trainer_t *t, uint64_t seed)
+/* Initial values of every parameter this rank holds: each op draws its own
+ * parameters from its own stream (graph.c) into their blocks. */
+static void init_params(sp_trainer_t *t)
+{
+    const sp_graph_t *g = t->g;
+    for (int i = 0; i < g->n_ops; i++) {
+        const struct sp_op_node *n = &g->ops[i];
+        float *dst[SP_OP_MAX_PARAMS] = {NULL};
+        for (int k = 0; k < n->n_params; k++) {
+            const struct sp_param_home *h = &t->home[n->param[k]];
+            float *block = t->blocks[h->block].params;
+            dst[k] = block ? block + h->off : NULL; /* NULL: another rank holds it */
+        }
+        sp_graph_init_op_params(g, i, t->seed, dst);
+    }
+}
+
+/* A parameter block: values, optimizer state and gradient blocks, held by
+ * the owning stage's rank (each gradient block by its using stage's). */
+static sp_status register_block(sp_trainer_t *t, struct sp_param_block *b)
+{
+    const int owner = STAGE_RANK(t, b->stage);
+    sp_status s;
+    b->opt_len = t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 * b->n : b->n;
+    if (OWNS(t, b->stage) &&
+        ((s = alloc_host((void **)&b->params, sizeof(float) * b->n, "parameters")) != SP_OK ||
+         (s = alloc_host((void **)&b->opt, sizeof(float) * b->opt_len, "optimizer state")) != SP_OK))
+        return s;
+    for (int u = 0; u < b->n_grads; u++)
+        if (OWNS(t, b->grad_stage[u]) &&
+            (s = alloc_host((void **)&b->dparams[u], sizeof(float) * b->n, "gradients")) != SP_OK)
+            return s;
+    reg(t, &b->params_h, owner, b->params, b->n, sizeof(float));
+    reg(t, &b->opt_h, owner, b->opt, b->opt_len, sizeof(float));
+    for (int u = 0; u < b->n_grads; u++)
+        reg(t, &b->dparams_h[u], STAGE_RANK(t, b->grad_stage[u]), b->dparams[u], b->n, sizeof(float));
+    return SP_OK;
+}
+
+/* A stage's stashes and scratch buffers. */
+static sp_status register_stage(sp_trainer_t *t, int k)
+{
+    struct sp_stage_plan *sp = &t->st[k];
+    const struct sp_stage_desc *d = &sp->desc;
+    const int owner = STAGE_RANK(t, k), zb = d->split_backward;
+    const long full = t->rows * d->stash_numel, op_work = t->rows * d->work_numel;
+    const long acts = t->recompute ? 2 * full : full; /* gradients [+ recomputed activations] */
+    reg(t, &sp->bwd_work_h, owner, NULL, acts + op_work, sizeof(float));
+    if (t->recompute)
+        reg(t, &sp->fwd_work_h, owner, NULL, full, sizeof(float));
+    if (zb)
+        reg(t, &sp->op_work_h, owner, NULL, op_work, sizeof(float));
+    sp->stash = calloc((size_t)sp->n_stash, sizeof(*sp->stash));
+    if (zb)
+        sp->gstash = calloc((size_t)sp->n_stash, sizeof(*sp->gstash));
+    if (!sp->stash || (zb && !sp->gstash))
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+    for (int w = 0; w < sp->n_stash; w++) {
+        reg(t, &sp->stash[w], owner, NULL, sp->stash_floats, sizeof(float));
+        if (zb)
+            reg(t, &sp->gstash[w], owner, NULL, acts, sizeof(float));
+    }
+    return SP_OK;
+}
+
+sp_status sp_data_register(sp_trainer_t *t)
 {
     const sp_graph_t *g = t->g;
     const int K = t->K, M = t->M;
-    sp_status s;
-    for (int k = 0; k < K; k++) {
-        struct sp_stage_plan *sp = &t->st[k];
-        const int owner = STAGE_RANK(t, k);
-        /* StarPU cannot register an empty vector: a stage of parameter-free
-         * ops keeps one unused float (and gets no optimizer task). */
-        long n = sp->desc.nparams ? sp->desc.nparams : 1;
-        sp->opt_len = t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 * n : n;
-        if (OWNS(t, k)) { /* only the owner holds and initialises a stage's parameters */
-            if ((s = alloc_host((void **)&sp->params, sizeof(float) * n, "parameters")) ||
-                (s = alloc_host((void **)&sp->dparams, sizeof(float) * n, "gradients")) ||
-                (s = alloc_host((void **)&sp->opt, sizeof(float) * sp->opt_len, "optimizer state")))
-                return s;
-            long off = 0;
-            for (int i = sp->first_op; i < sp->end_op; i++) {
-                sp_graph_init_op_params(g, i, seed, sp->params + off);
-                off += g->ops[i].nparams;
-            }
-        }
-        reg(t, &sp->params_h, owner, sp->params, (uint32_t)n, sizeof(float));
-        reg(t, &sp->dparams_h, owner, sp->dparams, (uint32_t)n, sizeof(float));
-        reg(t, &sp->opt_h, owner, sp->opt, (uint32_t)sp->opt_len, sizeof(float));
-        const uint32_t full = (uint32_t)(t->rows * sp->desc.stash_cols);
-        const uint32_t work = t->recompute ? 2 * full : full; /* gradients [+ recomputed activations] */
-        reg(t, &sp->bwd_work_h, owner, NULL, work, sizeof(float));
-        if (t->recompute)
-            reg(t, &sp->fwd_work_h, owner, NULL, full, sizeof(float));
-        sp->stash = calloc((size_t)sp->n_stash, sizeof(*sp->stash));
-        if (sp_schedule_splits_backward(t->schedule))
-            sp->gstash = calloc((size_t)sp->n_stash, sizeof(*sp->gstash));
-        if (!sp->stash || (sp_schedule_splits_backward(t->schedule) && !sp->gstash))
-            return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
-        for (int w = 0; w < sp->n_stash; w++) {
-            reg(t, &sp->stash[w], owner, NULL, (uint32_t)sp->stash_floats, sizeof(float));
-            if (sp->gstash)
-                reg(t, &sp->gstash[w], owner, NULL, work, sizeof(float));
-        }
-    }
-    const int in_cols = g->tensors[g->input].cols;
-    const struct sp_op_info *loss = &sp_op_table[g->loss_type];
-    const long n_target = loss->target_per_col ? t->rows * g->tensors[g->loss_in].cols : t->rows;
+    sp_status s = check_sizes(t);
+    for (int b = 0; b < t->n_blocks && s == SP_OK; b++)
+        s = register_block(t, &t->blocks[b]);
+    if (s != SP_OK)
+        return s;
+    init_params(t);
+    for (int k = 0; k < K && s == SP_OK; k++)
+        s = register_stage(t, k);
+    if (s != SP_OK)
+        return s;
+    const long in_numel = g->tensors[g->input].numel;
+    const long n_target = t->rows * sp_graph_target_numel(g);
+    const size_t target_elem = 4; /* int32 labels or floats */
     const int first = STAGE_RANK(t, 0), last = STAGE_RANK(t, K - 1);
-    t->target_bytes = (size_t)n_target * loss->target_elem;
+    t->target_bytes = (size_t)n_target * target_elem;
     for (int m = 0; m < M; m++) {
-        if ((OWNS(t, 0) && (s = alloc_host((void **)&t->x_host[m], sizeof(float) * t->rows * in_cols, "inputs"))) ||
+        if ((OWNS(t, 0) && (s = alloc_host(&t->x_host[m], sizeof(float) * t->rows * in_numel, "inputs"))) ||
             (OWNS(t, K - 1) && (s = alloc_host(&t->t_host[m], t->target_bytes, "targets"))))
             return s;
         if (starpu_cuda_worker_get_count() > 0) { /* page-locked: asynchronous copies to the GPU */
             if (t->x_host[m])
-                starpu_memory_pin(t->x_host[m], sizeof(float) * t->rows * in_cols);
+                starpu_memory_pin(t->x_host[m], sizeof(float) * t->rows * in_numel);
             if (t->t_host[m])
                 starpu_memory_pin(t->t_host[m], t->target_bytes);
         }
-        reg(t, &t->act[m], first, t->x_host[m], (uint32_t)(t->rows * in_cols), sizeof(float));
-        reg(t, &t->target[m], last, t->t_host[m], (uint32_t)n_target, loss->target_elem);
+        reg(t, &t->act[m], first, t->x_host[m], t->rows * in_numel, sizeof(float));
+        reg(t, &t->target[m], last, t->t_host[m], n_target, target_elem);
         for (int b = 1; b <= K; b++) { /* act(b) and grad(b) are written by stage b−1 and b */
-            uint32_t nx = (uint32_t)(t->rows * t->act_cols[b]);
+            const long nx = t->rows * t->act_numel[b];
             reg(t, &t->act[b * M + m], STAGE_RANK(t, b - 1), NULL, nx, sizeof(float));
             reg(t, &t->grad[b * M + m], STAGE_RANK(t, b < K ? b : K - 1), NULL, nx, sizeof(float));
         }
     }
+    const long loss_rows = t->rows * sp_graph_loss_rows(g);
     reg(t, &t->loss_h, last, &t->loss_sum, 1, sizeof(double));
     reg(t, &t->eval_h, last, t->eval_acc, 2, sizeof(double));
-    reg(t, &t->loss_work_h, last, NULL, (uint32_t)(2 * t->rows), sizeof(double));
+    reg(t, &t->loss_work_h, last, NULL, 2 * loss_rows, sizeof(double));
     return SP_OK;
 }
 
@@ -113,13 +184,18 @@ static void unregister_all(sp_trainer_t *t)
             h = NULL;                     \
         }                                 \
     } while (0)
+    for (int b = 0; b < t->n_blocks && t->blocks; b++) {
+        struct sp_param_block *pb = &t->blocks[b];
+        UNREG(pb->params_h);
+        UNREG(pb->opt_h);
+        for (int u = 0; u < pb->n_grads; u++)
+            UNREG(pb->dparams_h[u]);
+    }
     for (int k = 0; k < t->K && t->st; k++) {
         struct sp_stage_plan *sp = &t->st[k];
-        UNREG(sp->params_h);
-        UNREG(sp->dparams_h);
-        UNREG(sp->opt_h);
         UNREG(sp->fwd_work_h);
         UNREG(sp->bwd_work_h);
+        UNREG(sp->op_work_h);
         for (int w = 0; w < sp->n_stash; w++) {
             if (sp->stash)
                 UNREG(sp->stash[w]);
@@ -144,15 +220,18 @@ static void unregister_all(sp_trainer_t *t)
 void sp_data_release(sp_trainer_t *t)
 {
     unregister_all(t);
-    for (int k = 0; t->st && k < t->K; k++) {
-        free(t->st[k].params);
-        free(t->st[k].dparams);
-        free(t->st[k].opt);
+    for (int b = 0; t->blocks && b < t->n_blocks; b++) {
+        struct sp_param_block *pb = &t->blocks[b];
+        free(pb->params);
+        free(pb->opt);
+        for (int u = 0; u < pb->n_grads; u++)
+            free(pb->dparams[u]);
     }
     const int pinned = starpu_cuda_worker_get_count() > 0;
+    const long in_numel = t->g->tensors[t->g->input].numel;
     for (int m = 0; t->x_host && m < t->M; m++) {
         if (pinned && t->x_host[m])
-            starpu_memory_unpin(t->x_host[m], sizeof(float) * t->rows * t->g->tensors[t->g->input].cols);
+            starpu_memory_unpin(t->x_host[m], sizeof(float) * t->rows * in_numel);
         if (pinned && t->t_host[m])
             starpu_memory_unpin(t->t_host[m], t->target_bytes);
         free(t->x_host[m]);

@@ -22,16 +22,42 @@ struct sp_task_tag {
     int stage, microbatch;
 };
 
+/* A block of parameters that one optimizer task U updates: a stage's
+ * (every parameter used by one op of that stage, in graph order), or one
+ * shared parameter (used by several ops, e.g. tied embeddings), which keeps
+ * one gradient block per use so that each use's micro-batches add up in
+ * their own order and U adds the uses in a fixed order (invariant 8). */
+struct sp_param_block {
+    long n;                  /* floats; a stage without parameters keeps 1 (StarPU registers no empty vector) */
+    int has_params;          /* 0: a stage without parameters (no U task) */
+    int stage;               /* the owning stage (a shared parameter: its first user's) */
+    int param;               /* a shared parameter's graph id, else -1 */
+    int n_grads;             /* 1, or one per use of a shared parameter */
+    int grad_stage[SP_OPT_MAX_GRADS]; /* the stage whose tasks add into each gradient block */
+    float *params, *opt;     /* host memory where this rank owns the block */
+    float *dparams[SP_OPT_MAX_GRADS];
+    long opt_len;
+    starpu_data_handle_t params_h, opt_h;
+    starpu_data_handle_t dparams_h[SP_OPT_MAX_GRADS];
+};
+
+/* Where a graph parameter lives: its block and its offset in it. */
+struct sp_param_home {
+    int block;
+    long off;
+};
+
 struct sp_stage_plan {
     struct sp_stage_desc desc;
     int first_op, end_op;
     int n_stash;             /* stash buffers (micro-batch m uses m mod n_stash) */
     long stash_floats;       /* of one stash buffer */
-    float *params, *dparams, *opt;
-    long opt_len;
-    starpu_data_handle_t params_h, dparams_h, opt_h;
-    starpu_data_handle_t fwd_work_h;  /* SCRATCH for re-materialised forward */
-    starpu_data_handle_t bwd_work_h;  /* SCRATCH for the fused backward */
+    int *shared;             /* desc.n_shared block ids whose values the stage reads */
+    int *shared_grad_block;  /* desc.n_shared_grads: the block and use of each gradient it adds into */
+    int *shared_grad_use;
+    starpu_data_handle_t fwd_work_h;  /* SCRATCH for the re-materialised forward */
+    starpu_data_handle_t bwd_work_h;  /* SCRATCH for the fused backward (gradients | activations | ops' scratch) */
+    starpu_data_handle_t op_work_h;   /* zero-bubble: SCRATCH for the ops' backward scratch */
     starpu_data_handle_t *stash;      /* n_stash */
     starpu_data_handle_t *gstash;     /* n_stash, zero-bubble only */
     int worker;              /* StarPU worker id when pinned, -1 otherwise */
@@ -54,18 +80,18 @@ struct sp_trainer {
     int K, M;    /* stages, micro-batches */
     int pipe_workers; /* p: K for most schedules, K / v for interleaved */
     int batch;
-    long rows;   /* rows per micro-batch */
+    long rows;   /* samples per micro-batch */
     sp_optimizer optimizer;
     sp_placement placement;
     sp_schedule schedule;
     int recompute;
     int profile;
     struct sp_stage_plan *st;
-    long *act_cols;              /* K+1 boundaries: columns of act(b) */
+    long *act_numel;             /* K+1 boundaries: per-sample elements of act(b) */
     starpu_data_handle_t *act;   /* (K+1)·M, act[b·M + m]; act(0) is the input */
     starpu_data_handle_t *grad;  /* (K+1)·M, grad(0) unused */
     starpu_data_handle_t *target;
-    float **x_host;
+    void **x_host;   /* micro-batch inputs (4-byte elements: floats or int32 ids) */
     void **t_host;
     size_t target_bytes; /* per micro-batch */
     double loss_sum;
@@ -75,7 +101,11 @@ struct sp_trainer {
     starpu_data_handle_t loss_work_h; /* SCRATCH for the CUDA loss: 2 doubles per row */
     sp_device device;
     int tf32;
-    struct sp_task_tag *tags; /* F, B, W (K·M each), L, E (M each), U (K) */
+    struct sp_task_tag *tags; /* F, B, W (K·M each), L, E (M each), U (one per parameter block) */
+    uint64_t seed;            /* parameters and dropout */
+    struct sp_param_block *blocks; /* K stages' blocks, then one per shared parameter */
+    int n_blocks;
+    struct sp_param_home *home;    /* per graph parameter */
     long step;
     int prio_forward, prio_backward, prio_weight;
     int nworkers;
@@ -105,22 +135,26 @@ sp_status sp_place_stages(sp_trainer_t *t, const sp_train_opts *o);
 
 /* data.c: register every buffer with StarPU (and under MPI its tag and
  * owner), initialise the parameters; release unregisters and frees */
-sp_status sp_data_register(sp_trainer_t *t, uint64_t seed);
+sp_status sp_data_register(sp_trainer_t *t);
 void sp_data_release(sp_trainer_t *t);
 
 /* ranks.c: under MPI, the stage → rank map and the ranks' agreement */
 sp_status sp_ranks_setup(sp_trainer_t *t, const sp_train_opts *o, const int *starts);
 
-/* plan.c */
+/* plan.c: stage layouts and parameter blocks (no StarPU), task names */
 sp_status sp_plan_stages(sp_trainer_t *t, const int *starts);
 sp_status sp_plan_tags(sp_trainer_t *t);
+/* F, B, W: stage s and micro-batch m; L, E: micro-batch m; U: block s */
 const struct sp_task_tag *sp_tag(const sp_trainer_t *t, sp_pass pass, int s, int m);
+void sp_plan_free(sp_trainer_t *t);
 
 /* schedule.c */
 int sp_schedule_stash_buffers(sp_schedule schedule, int K, int M, int s);
 int sp_schedule_splits_backward(sp_schedule schedule);
 sp_status sp_submit_step(sp_trainer_t *t);
 sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples, int first);
+/* The forward tasks of micro-batch buffer m in evaluation mode (no dropout). */
+sp_status sp_submit_forward_chunk(sp_trainer_t *t, int m);
 
 /* trace.c */
 sp_status sp_trace_init(struct sp_trace *tr);

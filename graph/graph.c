@@ -1,9 +1,9 @@
 /*
- * graph.c — the graph context and its builders. A builder checks its
- * arguments and shapes, records one op and its output tensor, and computes
- * nothing. Errors come back as a status with a message naming the op and the
- * shapes that disagree. Also: status strings, the error message, parameter
- * initialisation.
+ * graph.c — the graph context: tensors, ops and parameter tensors as they
+ * are recorded, the one function that records an op (checking its inputs'
+ * dtypes and shapes with the op table's rules and declaring its parameters),
+ * queries, parameter initialisation, status strings and the error message.
+ * Computes nothing. The public builders, one per op, are in ops.c.
  */
 #include "internal.h"
 
@@ -62,41 +62,45 @@ void sp_graph_destroy(sp_graph_t *g)
         return;
     free(g->tensors);
     free(g->ops);
+    free(g->params);
     free(g);
 }
 
-static sp_status new_tensor(sp_graph_t *g, int cols, int producer, sp_tensor *t)
+/* Room for one more element in a growing array. */
+static sp_status grow(void **items, int n, int *cap, size_t size, const char *what)
 {
-    if (g->n_tensors == g->cap_tensors) {
-        int cap = g->cap_tensors ? 2 * g->cap_tensors : 16;
-        void *p = realloc(g->tensors, sizeof(*g->tensors) * cap);
-        if (!p)
-            return sp_set_error(SP_ERR_NOMEM, "graph: out of memory for tensors");
-        g->tensors = p;
-        g->cap_tensors = cap;
-    }
-    g->tensors[g->n_tensors] = (struct sp_tensor_info){.cols = cols, .producer = producer};
+    if (n < *cap)
+        return SP_OK;
+    int c = *cap ? 2 * *cap : 16;
+    void *p = realloc(*items, size * (size_t)c);
+    if (!p)
+        return sp_set_error(SP_ERR_NOMEM, "graph: out of memory for %s", what);
+    *items = p;
+    *cap = c;
+    return SP_OK;
+}
+
+static sp_status new_tensor(sp_graph_t *g, sp_dtype dtype, const sp_shape *shape, int producer, sp_tensor *t)
+{
+    sp_status s = grow((void **)&g->tensors, g->n_tensors, &g->cap_tensors, sizeof(*g->tensors), "tensors");
+    if (s != SP_OK)
+        return s;
+    g->tensors[g->n_tensors] = (struct sp_tensor_info){.dtype = dtype, .shape = *shape,
+                                                        .numel = sp_shape_numel(shape), .producer = producer};
     *t = g->n_tensors++;
     return SP_OK;
 }
 
-/* Common checks of every builder: graph open, inputs valid. */
-static sp_status check_open(const sp_graph_t *g, const char *op)
+/* Common checks of every builder: graph open, somewhere to put the output. */
+static sp_status check_open(const sp_graph_t *g, const char *op, const void *out)
 {
     if (!g)
         return sp_set_error(SP_ERR_INVALID_ARG, "%s: NULL graph", op);
-    if (g->has_loss)
+    if (g->loss)
         return sp_set_error(SP_ERR_STATE, "%s: the graph already ends with its loss", op);
-    return SP_OK;
-}
-
-/* Builders that create a tensor: graph open and somewhere to put the id. */
-static sp_status check_builder(const sp_graph_t *g, const char *op, const sp_tensor *out)
-{
-    sp_status s = check_open(g, op);
-    if (s == SP_OK && !out)
+    if (!out)
         return sp_set_error(SP_ERR_INVALID_ARG, "%s: NULL output pointer", op);
-    return s;
+    return SP_OK;
 }
 
 static sp_status check_tensor(const sp_graph_t *g, const char *op, sp_tensor t)
@@ -106,54 +110,7 @@ static sp_status check_tensor(const sp_graph_t *g, const char *op, sp_tensor t)
     return SP_OK;
 }
 
-static sp_status add_op(sp_graph_t *g, enum sp_op_type type, sp_tensor a, sp_tensor b, int out_cols,
-                        const char *name, sp_tensor *y)
-{
-    if (g->n_ops == g->cap_ops) {
-        int cap = g->cap_ops ? 2 * g->cap_ops : 16;
-        void *p = realloc(g->ops, sizeof(*g->ops) * cap);
-        if (!p)
-            return sp_set_error(SP_ERR_NOMEM, "graph: out of memory for ops");
-        g->ops = p;
-        g->cap_ops = cap;
-    }
-    struct sp_op_node *n = &g->ops[g->n_ops];
-    memset(n, 0, sizeof(*n));
-    n->type = type;
-    n->in[0] = a;
-    n->in[1] = b;
-    n->in_cols = g->tensors[a].cols;
-    n->out_cols = out_cols;
-    n->nparams = sp_op_table[type].param_count(n->in_cols, out_cols);
-    if (name)
-        snprintf(n->name, sizeof(n->name), "%s", name);
-    else
-        snprintf(n->name, sizeof(n->name), "%s%d", sp_op_table[type].name, g->n_ops);
-    sp_status s = new_tensor(g, out_cols, g->n_ops, &n->out);
-    if (s != SP_OK)
-        return s;
-    *y = n->out;
-    g->n_ops++;
-    return SP_OK;
-}
-
-sp_status sp_input(sp_graph_t *g, int cols, sp_tensor *x)
-{
-    sp_clear_error();
-    sp_status s = check_builder(g, "input", x);
-    if (s != SP_OK)
-        return s;
-    if (g->input >= 0)
-        return sp_set_error(SP_ERR_STATE, "input: the graph already has an input (tensor %d)", g->input);
-    if (cols < 1)
-        return sp_set_error(SP_ERR_SHAPE, "input: width must be at least 1, got %d", cols);
-    s = new_tensor(g, cols, -1, x);
-    if (s == SP_OK)
-        g->input = *x;
-    return s;
-}
-
-static int valid_name(const char *name)
+int sp_graph_valid_name(const char *name)
 {
     if (!name || !*name || strlen(name) >= SP_NAME_MAX - 8)
         return 0;
@@ -163,146 +120,245 @@ static int valid_name(const char *name)
     return 1;
 }
 
-sp_status sp_linear(sp_graph_t *g, sp_tensor x, int out_features, const char *name, sp_tensor *y)
+sp_status sp_input_nd(sp_graph_t *g, sp_dtype dtype, int ndim, const int *dims, sp_tensor *x)
 {
     sp_clear_error();
-    sp_status s = check_builder(g, "linear", y);
-    if (s == SP_OK)
-        s = check_tensor(g, "linear", x);
+    sp_status s = check_open(g, "input", x);
     if (s != SP_OK)
         return s;
-    if (out_features < 1)
-        return sp_set_error(SP_ERR_SHAPE, "linear '%s': out_features must be at least 1, got %d",
-                       name ? name : "?", out_features);
-    if (name && !valid_name(name))
-        return sp_set_error(SP_ERR_INVALID_ARG,
-                       "linear: name must be 1 to %d printable characters without quotes",
-                       SP_NAME_MAX - 9);
-    return add_op(g, SP_OP_LINEAR, x, -1, out_features, name, y);
+    if (g->input >= 0)
+        return sp_set_error(SP_ERR_STATE, "input: the graph already has an input (tensor %d)", g->input);
+    if (dtype != SP_DTYPE_F32 && dtype != SP_DTYPE_I32)
+        return sp_set_error(SP_ERR_INVALID_ARG, "input: unknown element type %d", (int)dtype);
+    if (ndim < 1 || ndim > SP_MAX_DIMS || !dims)
+        return sp_set_error(SP_ERR_SHAPE, "input: a sample has 1 to %d dimensions, got %d", SP_MAX_DIMS, ndim);
+    sp_shape shape = {.ndim = ndim};
+    long numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 1)
+            return sp_set_error(SP_ERR_SHAPE, "input: dimension %d must be at least 1, got %d", i, dims[i]);
+        shape.dim[i] = dims[i];
+        numel *= dims[i];
+        if (numel > (1L << 31))
+            return sp_set_error(SP_ERR_SHAPE, "input: a sample of more than 2^31 elements");
+    }
+    s = new_tensor(g, dtype, &shape, -1, x);
+    if (s == SP_OK)
+        g->input = *x;
+    return s;
 }
 
-static sp_status unary(sp_graph_t *g, enum sp_op_type type, sp_tensor x, const char *name,
-                       sp_tensor *y)
+sp_status sp_input(sp_graph_t *g, int cols, sp_tensor *x) { return sp_input_nd(g, SP_DTYPE_F32, 1, &cols, x); }
+
+static sp_status new_param(sp_graph_t *g, int op, int k, const struct sp_param_decl *d, const char *op_name,
+                           int *id)
 {
-    const char *op = sp_op_table[type].name;
+    sp_status s = grow((void **)&g->params, g->n_params, &g->cap_params, sizeof(*g->params), "parameters");
+    if (s != SP_OK)
+        return s;
+    struct sp_param_node *p = &g->params[g->n_params];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s.%s", op_name, d->suffix);
+    for (int i = 0; i < g->n_params; i++)
+        if (!strcmp(g->params[i].name, p->name))
+            return sp_set_error(SP_ERR_INVALID_ARG, "%s: a parameter named '%s' exists already (give the op another name)",
+                                op_name, p->name);
+    p->ndim = d->ndim;
+    p->count = 1;
+    for (int i = 0; i < d->ndim; i++) {
+        p->shape[i] = d->shape[i];
+        p->count *= d->shape[i];
+    }
+    p->init = d->init;
+    p->init_arg = d->init_arg;
+    p->op = op;
+    p->k = k;
+    p->n_uses = 1;
+    *id = g->n_params++;
+    return SP_OK;
+}
+
+sp_status sp_graph_add_op(sp_graph_t *g, const struct sp_op_info *info, const sp_tensor *in,
+                          const struct sp_op_attr *a, const char *name, const int *tied, sp_tensor *y)
+{
+    const char *op = info->name;
+    sp_status s = check_open(g, op, y);
+    for (int k = 0; k < info->n_inputs && s == SP_OK; k++)
+        s = check_tensor(g, op, in[k]);
+    if (s != SP_OK)
+        return s;
+    if (name && !sp_graph_valid_name(name))
+        return sp_set_error(SP_ERR_INVALID_ARG, "%s: name must be 1 to %d printable characters without quotes", op,
+                            SP_NAME_MAX - 9);
+    sp_shape x[SP_OP_MAX_INPUTS] = {{0}};
+    for (int k = 0; k < info->n_inputs; k++) {
+        const struct sp_tensor_info *t = &g->tensors[in[k]];
+        x[k] = t->shape;
+        if (t->dtype != info->input_dtype[k])
+            return sp_set_error(SP_ERR_SHAPE, "%s: input %d holds %s but the op takes %s", op, k,
+                                t->dtype == SP_DTYPE_I32 ? "int32 ids" : "floats",
+                                info->input_dtype[k] == SP_DTYPE_I32 ? "int32 ids" : "floats");
+    }
+    sp_shape out = x[0];
+    char why[160] = "";
+    if (info->shape && !info->shape(x, a, &out, why, sizeof(why)))
+        return sp_set_error(SP_ERR_SHAPE, "%s%s%s%s: %s", op, name ? " '" : "", name ? name : "", name ? "'" : "",
+                            why);
+    if (sp_shape_numel(&out) > (1L << 31))
+        return sp_set_error(SP_ERR_SHAPE, "%s: an output sample of more than 2^31 elements", op);
+    s = grow((void **)&g->ops, g->n_ops, &g->cap_ops, sizeof(*g->ops), "ops");
+    if (s != SP_OK)
+        return s;
+    struct sp_op_node *n = &g->ops[g->n_ops];
+    memset(n, 0, sizeof(*n));
+    n->info = info;
+    n->attr = *a;
+    for (int k = 0; k < info->n_inputs; k++)
+        n->in[k] = in[k];
+    if (name)
+        snprintf(n->name, sizeof(n->name), "%s", name);
+    else
+        snprintf(n->name, sizeof(n->name), "%s%d", op, g->n_ops);
+
+    struct sp_param_decl decl[SP_OP_MAX_PARAMS];
+    n->n_params = info->params ? info->params(x, a, decl) : 0;
+    const int first_param = g->n_params;
+    for (int k = 0; k < n->n_params && s == SP_OK; k++) {
+        if (tied && tied[k] >= 0) {
+            struct sp_param_node *p = &g->params[tied[k]];
+            int same = p->ndim == decl[k].ndim;
+            for (int i = 0; same && i < p->ndim; i++)
+                same = p->shape[i] == decl[k].shape[i];
+            if (!same)
+                s = sp_set_error(SP_ERR_SHAPE, "%s '%s': the tied parameter '%s' has another shape than its %s",
+                                 op, n->name, p->name, decl[k].suffix);
+            else if (p->n_uses >= SP_OPT_MAX_GRADS)
+                s = sp_set_error(SP_ERR_INVALID_ARG, "%s: '%s' is used by %d ops already (at most %d)", op,
+                                 p->name, p->n_uses, SP_OPT_MAX_GRADS);
+            else {
+                p->n_uses++;
+                n->param[k] = tied[k];
+            }
+        } else {
+            s = new_param(g, g->n_ops, k, &decl[k], n->name, &n->param[k]);
+        }
+    }
+    if (s == SP_OK)
+        s = new_tensor(g, SP_DTYPE_F32, &out, g->n_ops, &n->out);
+    if (s != SP_OK) { /* forget what this op declared */
+        for (int k = 0; k < n->n_params; k++)
+            if (tied && tied[k] >= 0 && n->param[k] == tied[k])
+                g->params[tied[k]].n_uses--;
+        g->n_params = first_param;
+        return s;
+    }
+    *y = n->out;
+    if (info->input_dtype[0] == SP_DTYPE_I32 && in[0] == g->input &&
+        (!g->input_limit || a->vocab < g->input_limit))
+        g->input_limit = a->vocab;
+    g->n_ops++;
+    return SP_OK;
+}
+
+sp_status sp_graph_set_loss(sp_graph_t *g, const struct sp_op_info *info, sp_tensor pred)
+{
+    const char *op = info->name;
     sp_clear_error();
-    sp_status s = check_builder(g, op, y);
-    if (s == SP_OK)
-        s = check_tensor(g, op, x);
+    if (!g)
+        return sp_set_error(SP_ERR_INVALID_ARG, "%s: NULL graph", op);
+    if (g->loss)
+        return sp_set_error(SP_ERR_STATE, "%s: the graph already ends with its loss", op);
+    sp_status s = check_tensor(g, op, pred);
     if (s != SP_OK)
         return s;
-    if (name && !valid_name(name))
-        return sp_set_error(SP_ERR_INVALID_ARG,
-                       "%s: name must be 1 to %d printable characters without quotes", op,
-                       SP_NAME_MAX - 9);
-    return add_op(g, type, x, -1, g->tensors[x].cols, name, y);
-}
-
-sp_status sp_relu(sp_graph_t *g, sp_tensor x, sp_tensor *y) { return unary(g, SP_OP_RELU, x, NULL, y); }
-sp_status sp_gelu(sp_graph_t *g, sp_tensor x, sp_tensor *y) { return unary(g, SP_OP_GELU, x, NULL, y); }
-
-sp_status sp_layernorm(sp_graph_t *g, sp_tensor x, const char *name, sp_tensor *y)
-{
-    return unary(g, SP_OP_LAYERNORM, x, name, y);
-}
-
-sp_status sp_add(sp_graph_t *g, sp_tensor a, sp_tensor b, sp_tensor *y)
-{
-    sp_clear_error();
-    sp_status s = check_builder(g, "add", y);
-    if (s == SP_OK)
-        s = check_tensor(g, "add", a);
-    if (s == SP_OK)
-        s = check_tensor(g, "add", b);
-    if (s != SP_OK)
-        return s;
-    if (g->tensors[a].cols != g->tensors[b].cols)
-        return sp_set_error(SP_ERR_SHAPE, "add: shapes (B, %d) and (B, %d) differ", g->tensors[a].cols,
-                       g->tensors[b].cols);
-    return add_op(g, SP_OP_ADD, a, b, g->tensors[a].cols, NULL, y);
-}
-
-static sp_status set_loss(sp_graph_t *g, enum sp_op_type type, sp_tensor pred)
-{
-    const char *op = sp_op_table[type].name;
-    sp_clear_error();
-    sp_status s = check_open(g, op);
-    if (s == SP_OK)
-        s = check_tensor(g, op, pred);
-    if (s != SP_OK)
-        return s;
-    if (type == SP_OP_SOFTMAX_CROSS_ENTROPY && g->tensors[pred].cols < 2)
-        return sp_set_error(SP_ERR_SHAPE, "%s: logits (B, %d) need at least 2 classes", op,
-                       g->tensors[pred].cols);
-    g->has_loss = 1;
-    g->loss_type = type;
+    const struct sp_tensor_info *t = &g->tensors[pred];
+    if (t->dtype != SP_DTYPE_F32)
+        return sp_set_error(SP_ERR_SHAPE, "%s: the prediction must hold floats", op);
+    sp_shape out;
+    char why[160] = "", text[64];
+    struct sp_op_attr none = {0};
+    if (info->shape && !info->shape(&t->shape, &none, &out, why, sizeof(why)))
+        return sp_set_error(SP_ERR_SHAPE, "%s: prediction %s: %s", op, sp_shape_format(&t->shape, text, sizeof(text)),
+                            why);
+    g->loss = info;
     g->loss_in = pred;
     return SP_OK;
 }
 
-sp_status sp_softmax_cross_entropy(sp_graph_t *g, sp_tensor logits)
-{
-    return set_loss(g, SP_OP_SOFTMAX_CROSS_ENTROPY, logits);
-}
-
-sp_status sp_mse_loss(sp_graph_t *g, sp_tensor pred) { return set_loss(g, SP_OP_MSE, pred); }
+/* ---- queries -------------------------------------------------------------- */
 
 int sp_graph_op_count(const sp_graph_t *g) { return g ? g->n_ops : 0; }
 
 int sp_tensor_cols(const sp_graph_t *g, sp_tensor t)
 {
-    return (g && t >= 0 && t < g->n_tensors) ? g->tensors[t].cols : -1;
+    return (g && t >= 0 && t < g->n_tensors) ? (int)g->tensors[t].numel : -1;
+}
+
+sp_status sp_tensor_shape(const sp_graph_t *g, sp_tensor t, sp_shape *shape, sp_dtype *dtype)
+{
+    sp_clear_error();
+    if (!g || t < 0 || t >= g->n_tensors)
+        return sp_set_error(SP_ERR_INVALID_ARG, "tensor_shape: tensor %d does not exist", t);
+    if (shape)
+        *shape = g->tensors[t].shape;
+    if (dtype)
+        *dtype = g->tensors[t].dtype;
+    return SP_OK;
+}
+
+sp_status sp_graph_io(const sp_graph_t *g, sp_tensor *input, sp_tensor *prediction)
+{
+    sp_clear_error();
+    if (!g || g->input < 0 || !g->loss)
+        return sp_set_error(SP_ERR_STATE, "graph: no input or no loss yet");
+    if (input)
+        *input = g->input;
+    if (prediction)
+        *prediction = g->loss_in;
+    return SP_OK;
 }
 
 size_t sp_graph_param_count(const sp_graph_t *g)
 {
     size_t n = 0;
-    for (int i = 0; g && i < g->n_ops; i++)
-        n += (size_t)g->ops[i].nparams;
+    for (int i = 0; g && i < g->n_params; i++)
+        n += (size_t)g->params[i].count;
     return n;
 }
 
-/* Parameter tensors: a linear layer has "<name>.weight" (out, in) and
- * "<name>.bias" (out); a layernorm "<name>.weight" and "<name>.bias" (C). */
-int sp_graph_param_tensor_count(const sp_graph_t *g)
-{
-    int n = 0;
-    for (int i = 0; g && i < g->n_ops; i++)
-        n += g->ops[i].nparams ? 2 : 0;
-    return n;
-}
+int sp_graph_param_tensor_count(const sp_graph_t *g) { return g ? g->n_params : 0; }
 
 sp_status sp_graph_param_tensor(const sp_graph_t *g, int idx, sp_param_info *info)
 {
     sp_clear_error();
     if (!g || !info)
         return sp_set_error(SP_ERR_INVALID_ARG, "param_tensor: NULL argument");
+    if (idx < 0 || idx >= g->n_params)
+        return sp_set_error(SP_ERR_INVALID_ARG, "param_tensor: index %d out of range (%d tensors)", idx,
+                            g->n_params);
     size_t offset = 0;
-    int k = 0;
-    for (int i = 0; i < g->n_ops; i++) {
-        const struct sp_op_node *n = &g->ops[i];
-        if (!n->nparams)
-            continue;
-        for (int part = 0; part < 2; part++, k++) {
-            memset(info, 0, sizeof(*info));
-            int is_weight = part == 0;
-            snprintf(info->name, sizeof(info->name), "%s.%s", n->name, is_weight ? "weight" : "bias");
-            if (n->type == SP_OP_LINEAR && is_weight) {
-                info->ndim = 2;
-                info->shape[0] = n->out_cols;
-                info->shape[1] = n->in_cols;
-            } else {
-                info->ndim = 1;
-                info->shape[0] = n->type == SP_OP_LINEAR ? n->out_cols : n->in_cols;
-            }
-            info->count = (size_t)info->shape[0] * (info->ndim == 2 ? (size_t)info->shape[1] : 1);
-            info->offset = offset;
-            if (k == idx)
-                return SP_OK;
-            offset += info->count;
+    for (int i = 0; i < idx; i++)
+        offset += (size_t)g->params[i].count;
+    const struct sp_param_node *p = &g->params[idx];
+    memset(info, 0, sizeof(*info));
+    snprintf(info->name, sizeof(info->name), "%s", p->name);
+    info->ndim = p->ndim;
+    for (int i = 0; i < p->ndim; i++)
+        info->shape[i] = p->shape[i];
+    info->offset = offset;
+    info->count = (size_t)p->count;
+    return SP_OK;
+}
+
+sp_status sp_graph_find_param(const sp_graph_t *g, const char *name, int *idx)
+{
+    sp_clear_error();
+    for (int i = 0; g && name && i < g->n_params; i++)
+        if (!strcmp(g->params[i].name, name)) {
+            *idx = i;
+            return SP_OK;
         }
-    }
-    return sp_set_error(SP_ERR_INVALID_ARG, "param_tensor: index %d out of range (%d tensors)", idx, k);
+    return sp_set_error(SP_ERR_INVALID_ARG, "graph: no parameter named '%s'", name ? name : "(null)");
 }
 
 double sp_graph_op_flops(const sp_graph_t *g, int i)
@@ -310,15 +366,21 @@ double sp_graph_op_flops(const sp_graph_t *g, int i)
     if (!g || i < 0 || i >= g->n_ops)
         return 0.0;
     const struct sp_op_node *n = &g->ops[i];
-    return sp_op_table[n->type].flops_per_row(n->in_cols, n->out_cols);
+    sp_shape x[SP_OP_MAX_INPUTS];
+    for (int k = 0; k < n->info->n_inputs; k++)
+        x[k] = g->tensors[n->in[k]].shape;
+    return n->info->flops(x, &g->tensors[n->out].shape, &n->attr);
 }
 
 int sp_graph_op_reads(const sp_graph_t *g, int i, int t)
 {
     if (i == g->n_ops)
-        return g->has_loss && g->loss_in == t;
+        return g->loss && g->loss_in == t;
     const struct sp_op_node *n = &g->ops[i];
-    return n->in[0] == t || (sp_op_table[n->type].n_inputs > 1 && n->in[1] == t);
+    for (int k = 0; k < n->info->n_inputs; k++)
+        if (n->in[k] == t)
+            return 1;
+    return 0;
 }
 
 int sp_graph_last_use(const sp_graph_t *g, int t)
@@ -328,6 +390,19 @@ int sp_graph_last_use(const sp_graph_t *g, int t)
             return i;
     return -1;
 }
+
+long sp_graph_loss_rows(const sp_graph_t *g)
+{
+    const sp_shape *s = &g->tensors[g->loss_in].shape;
+    return sp_shape_numel(s) / sp_shape_last(s);
+}
+
+long sp_graph_target_numel(const sp_graph_t *g)
+{
+    return g->loss->target_per_element ? g->tensors[g->loss_in].numel : sp_graph_loss_rows(g);
+}
+
+/* ---- randomness and initialisation ---------------------------------------- */
 
 uint64_t sp_fnv1a(uint64_t h, const void *bytes, size_t n)
 {
@@ -347,32 +422,34 @@ uint64_t sp_splitmix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static float uniform_pm(uint64_t *s, float bound)
-{
-    float u = (float)(sp_splitmix64(s) >> 40) * (1.0f / 16777216.0f); /* [0, 1) */
-    return (2.0f * u - 1.0f) * bound;
-}
+static float uniform01(uint64_t *s) { return (float)(sp_splitmix64(s) >> 40) * (1.0f / 16777216.0f); }
 
-/* Linear: weight and bias ~ U(−1/√fan_in, 1/√fan_in) (PyTorch's nn.Linear
- * default); layernorm: gamma = 1, beta = 0. */
-void sp_graph_init_op_params(const sp_graph_t *g, int i, uint64_t seed, float *w)
+/* Every parameter an op declared, drawn from the op's own stream in
+ * declaration order (weight, then bias): uniform U(−a, a) as PyTorch's
+ * nn.Linear, normal by Box–Muller, ones, zeros. */
+void sp_graph_init_op_params(const sp_graph_t *g, int i, uint64_t seed, float *const *dst)
 {
     const struct sp_op_node *n = &g->ops[i];
     uint64_t state = seed * 0x2545f4914f6cdd1dULL + (uint64_t)i * 0x9e3779b97f4a7c15ULL + 1;
-    switch (n->type) {
-    case SP_OP_LINEAR: {
-        float bound = 1.0f / sqrtf((float)n->in_cols);
-        for (long k = 0; k < n->nparams; k++)
-            w[k] = uniform_pm(&state, bound);
-        break;
-    }
-    case SP_OP_LAYERNORM:
-        for (int k = 0; k < n->in_cols; k++) {
-            w[k] = 1.0f;
-            w[n->in_cols + k] = 0.0f;
+    for (int k = 0; k < n->n_params; k++) {
+        const struct sp_param_node *p = &g->params[n->param[k]];
+        if (p->op != i) /* a tied parameter: its own op initialises it */
+            continue;
+        float *w = dst[k];
+        for (long e = 0; e < p->count; e++) {
+            float v = 0.0f;
+            switch (p->init) {
+            case SP_INIT_ZEROS: v = 0.0f; break;
+            case SP_INIT_ONES: v = 1.0f; break;
+            case SP_INIT_UNIFORM: v = (2.0f * uniform01(&state) - 1.0f) * p->init_arg; break;
+            case SP_INIT_NORMAL: {
+                float u1 = uniform01(&state), u2 = uniform01(&state);
+                v = p->init_arg * sqrtf(-2.0f * logf(1.0f - u1)) * cosf(6.28318530718f * u2);
+                break;
+            }
+            }
+            if (w)
+                w[e] = v;
         }
-        break;
-    default:
-        break;
     }
 }

@@ -131,7 +131,7 @@ const char *sp_sched_policy_names(void)
 
 sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o)
 {
-    if (!g->has_loss)
+    if (!g->loss)
         return sp_set_error(SP_ERR_STATE, "trainer: the graph has no loss (call sp_softmax_cross_entropy or sp_mse_loss)");
     if (g->input < 0)
         return sp_set_error(SP_ERR_STATE, "trainer: the graph has no input (call sp_input)");

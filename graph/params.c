@@ -11,39 +11,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parameters (part 0) or optimizer state parts (1, 2) of every stage, in
+/* Parameters (part 0) or optimizer state parts (1, 2) of every block, in
  * graph order, to or from `all` (parts of `total` floats one after the
- * other). Reading brings every stage's values to this rank; writing changes
- * only the stages this rank owns (every rank passes the same values). */
-static sp_status stage_blocks(sp_trainer_t *t, float *all, int opt, int to_trainer, const char *what)
+ * other). Reading brings every block's values to this rank; writing changes
+ * only the blocks this rank owns (every rank passes the same values). A
+ * block's optimizer state is [m (n), v (n)] for AdamW. */
+static sp_status param_blocks(sp_trainer_t *t, float *all, int opt, int to_trainer, const char *what)
 {
+    const sp_graph_t *g = t->g;
     const int parts = opt ? (t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 : 1) : 1;
-    const size_t total = sp_graph_param_count(t->g);
-    size_t off = 0;
-    for (int k = 0; k < t->K; k++) {
-        struct sp_stage_plan *sp = &t->st[k];
-        const size_t n = (size_t)sp->desc.nparams;
-        starpu_data_handle_t h = opt ? sp->opt_h : sp->params_h;
-        if (to_trainer && !OWNS(t, k)) {
-            off += n;
+    const size_t total = sp_graph_param_count(g);
+    for (int b = 0; b < t->n_blocks; b++) {
+        const struct sp_param_block *pb = &t->blocks[b];
+        starpu_data_handle_t h = opt ? pb->opt_h : pb->params_h;
+        if (!pb->has_params || (to_trainer && !OWNS(t, pb->stage)))
             continue;
-        }
         if (t->mpi && !to_trainer)
             sp_mpi_fetch_everywhere(h);
-        int ret = starpu_data_acquire(h, to_trainer ? STARPU_W : STARPU_R);
+        int ret = starpu_data_acquire(h, to_trainer ? STARPU_RW : STARPU_R);
         if (ret != 0)
             return sp_set_error(SP_ERR_STARPU, "%s: starpu_data_acquire failed (%d)", what, ret);
         float *local = (float *)starpu_vector_get_local_ptr(h);
-        /* a stage's optimizer block is [m (n), v (n)] for AdamW */
-        for (int p = 0; p < parts; p++) {
-            float *stage = local + p * n, *g = all + p * total + off;
-            if (to_trainer)
-                memcpy(stage, g, sizeof(float) * n);
-            else
-                memcpy(g, stage, sizeof(float) * n);
+        size_t off = 0; /* of parameter p in graph order */
+        for (int p = 0; p < g->n_params; off += (size_t)g->params[p++].count) {
+            if (t->home[p].block != b)
+                continue;
+            const size_t n = (size_t)g->params[p].count;
+            for (int part = 0; part < parts; part++) {
+                float *in_block = local + part * pb->n + t->home[p].off, *in_all = all + part * total + off;
+                if (to_trainer)
+                    memcpy(in_block, in_all, sizeof(float) * n);
+                else
+                    memcpy(in_all, in_block, sizeof(float) * n);
+            }
         }
         starpu_data_release(h);
-        off += n;
     }
     return SP_OK;
 }
@@ -53,7 +55,7 @@ sp_status sp_trainer_get_params(sp_trainer_t *t, float *dst)
     sp_clear_error();
     if (!t || !dst)
         return sp_set_error(SP_ERR_INVALID_ARG, "get_params: NULL argument");
-    return stage_blocks(t, dst, 0, 0, "get_params");
+    return param_blocks(t, dst, 0, 0, "get_params");
 }
 
 sp_status sp_trainer_set_params(sp_trainer_t *t, const float *src)
@@ -61,7 +63,7 @@ sp_status sp_trainer_set_params(sp_trainer_t *t, const float *src)
     sp_clear_error();
     if (!t || !src)
         return sp_set_error(SP_ERR_INVALID_ARG, "set_params: NULL argument");
-    return stage_blocks(t, (float *)src, 0, 1, "set_params");
+    return param_blocks(t, (float *)src, 0, 1, "set_params");
 }
 
 size_t sp_trainer_opt_state_count(const sp_trainer_t *t)
@@ -76,7 +78,7 @@ sp_status sp_trainer_get_opt_state(sp_trainer_t *t, float *dst)
     sp_clear_error();
     if (!t || !dst)
         return sp_set_error(SP_ERR_INVALID_ARG, "get_opt_state: NULL argument");
-    return stage_blocks(t, dst, 1, 0, "optimizer state");
+    return param_blocks(t, dst, 1, 0, "optimizer state");
 }
 
 sp_status sp_trainer_set_opt_state(sp_trainer_t *t, const float *src)
@@ -84,7 +86,7 @@ sp_status sp_trainer_set_opt_state(sp_trainer_t *t, const float *src)
     sp_clear_error();
     if (!t || !src)
         return sp_set_error(SP_ERR_INVALID_ARG, "set_opt_state: NULL argument");
-    return stage_blocks(t, (float *)src, 1, 1, "optimizer state");
+    return param_blocks(t, (float *)src, 1, 1, "optimizer state");
 }
 
 sp_status sp_trainer_set_lr(sp_trainer_t *t, float lr)

@@ -4,10 +4,10 @@
  *
  * The balanced cut minimises the largest stage cost (the pipeline's
  * bottleneck) by dynamic programming over prefix sums, O(K·N²) for N ops.
- * Cost of an op = forward + backward FLOPs per row (the op table's estimates;
- * a linear layer on the graph input computes no input gradient) + the floats
- * it reads and writes per row, so that cheap element-wise ops still weigh
- * something.
+ * Cost of an op = forward + backward FLOPs per sample (the op table's
+ * estimates; an op on the graph input computes no input gradient) + the
+ * elements it reads and writes per sample, so that cheap element-wise ops
+ * still weigh something.
  */
 #include "internal.h"
 
@@ -18,7 +18,7 @@ static sp_status check_k(const sp_graph_t *g, int k)
 {
     if (!g)
         return sp_set_error(SP_ERR_INVALID_ARG, "partition: NULL graph");
-    if (!g->has_loss)
+    if (!g->loss)
         return sp_set_error(SP_ERR_STATE, "partition: the graph has no loss yet");
     if (k < 1)
         return sp_set_error(SP_ERR_INVALID_ARG, "partition: the stage count must be at least 1, got %d", k);
@@ -52,11 +52,17 @@ sp_status sp_partition_cuts(const sp_graph_t *g, int k, const int *cuts, int *st
 static double op_cost(const sp_graph_t *g, int i)
 {
     const struct sp_op_node *n = &g->ops[i];
-    const struct sp_op_info *info = &sp_op_table[n->type];
-    int needs_dx = n->in[0] != g->input || (info->n_inputs > 1 && n->in[1] != g->input);
-    return info->flops_per_row(n->in_cols, n->out_cols) +
-           info->backward_flops_per_row(n->in_cols, n->out_cols, needs_dx) +
-           n->in_cols * info->n_inputs + n->out_cols;
+    const struct sp_op_info *info = n->info;
+    sp_shape x[SP_OP_MAX_INPUTS];
+    double moved = (double)g->tensors[n->out].numel;
+    int needs_dx = 0;
+    for (int k = 0; k < info->n_inputs; k++) {
+        x[k] = g->tensors[n->in[k]].shape;
+        moved += (double)g->tensors[n->in[k]].numel;
+        needs_dx |= n->in[k] != g->input && g->tensors[n->in[k]].dtype == SP_DTYPE_F32;
+    }
+    const sp_shape *y = &g->tensors[n->out].shape;
+    return info->flops(x, y, &n->attr) + info->backward_flops(x, y, &n->attr, needs_dx) + moved;
 }
 
 sp_status sp_partition_balanced(const sp_graph_t *g, int k, int *starts)

@@ -35,9 +35,12 @@ static uint64_t run_fingerprint(const sp_trainer_t *t, const sp_train_opts *o, c
         mix(&h, (uint64_t)t->stage_rank[k]);
     }
     for (int i = 0; i < t->g->n_ops; i++) {
-        mix(&h, (uint64_t)t->g->ops[i].type);
-        mix(&h, (uint64_t)t->g->ops[i].in_cols);
-        mix(&h, (uint64_t)t->g->ops[i].out_cols);
+        const struct sp_op_node *n = &t->g->ops[i];
+        mix(&h, (uint64_t)sp_op_index(n->info));
+        h = sp_fnv1a(h, &n->attr, sizeof(n->attr));
+        for (int k = 0; k < n->info->n_inputs; k++)
+            mix(&h, (uint64_t)n->in[k]);
+        mix(&h, (uint64_t)t->g->tensors[n->out].numel);
     }
     return h;
 }

@@ -77,18 +77,18 @@ struct sp_access {
  * posts the transfers of what it reads, and post_build, on every rank,
  * after the submission, posts the transfers of what it wrote. */
 static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct sp_access *acc, int n,
-                        void *cl_arg, size_t arg_size, int arg_free, int prio, const struct sp_stage_plan *where,
+                        void *cl_arg, size_t arg_size, int prio, const struct sp_stage_plan *where,
                         const struct sp_task_tag *tag)
 {
-    struct starpu_data_descr descr[8];
+    struct starpu_data_descr descr[SP_STAGE_MAX_BUFFERS];
     struct starpu_task *task;
+    STARPU_ASSERT_MSG(n <= SP_STAGE_MAX_BUFFERS, "task '%s': %d buffers", tag->name, n);
     if (t->mpi) {
         for (int i = 0; i < n; i++)
             descr[i] = (struct starpu_data_descr){.handle = acc[i].h, .mode = acc[i].mode};
         task = sp_mpi_task_build(cl, descr, n);
         if (!task) { /* another rank runs it */
-            if (arg_free)
-                free(cl_arg);
+            free(cl_arg);
             sp_mpi_task_post_build(cl, descr, n);
             return SP_OK;
         }
@@ -96,14 +96,24 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
         task = starpu_task_create();
         task->cl = cl;
         task->nbuffers = n;
+        if (n > STARPU_NMAXBUFS) { /* StarPU frees these with the task */
+            task->dyn_handles = malloc(sizeof(*task->dyn_handles) * (size_t)n);
+            task->dyn_modes = malloc(sizeof(*task->dyn_modes) * (size_t)n);
+            if (!task->dyn_handles || !task->dyn_modes) {
+                free(cl_arg);
+                starpu_task_destroy(task);
+                t->broken = 1;
+                return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+            }
+        }
         for (int i = 0; i < n; i++) {
-            task->handles[i] = acc[i].h;
-            task->modes[i] = acc[i].mode;
+            STARPU_TASK_SET_HANDLE(task, acc[i].h, i);
+            STARPU_TASK_SET_MODE(task, acc[i].mode, i);
         }
     }
     task->cl_arg = cl_arg;
     task->cl_arg_size = arg_size;
-    task->cl_arg_free = arg_free;
+    task->cl_arg_free = 1;
     task->priority = prio;
     task->name = tag->name;
     if (where->worker >= 0) {
@@ -145,60 +155,63 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
 #define STASH(sp, m) ((sp)->stash[(m) % (sp)->n_stash])
 #define GSTASH(sp, m) ((sp)->gstash[(m) % (sp)->n_stash])
 
-static sp_status submit_forward(sp_trainer_t *t, int s, int m)
+/* A stage task F, B (Bi under zb) or W of stage s, micro-batch m: its
+ * buffers by name (sp_stage_slots, the same function the codelet reads them
+ * with) and its per-task arguments. */
+static sp_status submit_stage(sp_trainer_t *t, sp_pass pass, int s, int m, int train)
 {
     struct sp_stage_plan *sp = &t->st[s];
-    struct sp_access acc[] = {{ACT(t, s, m), STARPU_R},
-                              {sp->params_h, STARPU_R},
-                              {ACT(t, s + 1, m), STARPU_W},
-                              {STASH(sp, m), STARPU_W},
-                              {sp->fwd_work_h, STARPU_SCRATCH}};
-    return submit(t, t->recompute ? &sp_cl_stage_forward_recompute : &sp_cl_stage_forward, acc,
-                  t->recompute ? 5 : 4, &sp->desc, sizeof(sp->desc), 0, t->prio_forward, sp,
-                  sp_tag(t, SP_PASS_FORWARD, s, m));
-}
-
-/* Fused backward, or (zero-bubble) its input-gradient half. */
-static sp_status submit_backward(sp_trainer_t *t, int s, int m)
-{
-    struct sp_stage_plan *sp = &t->st[s];
-    const int zb = sp_schedule_splits_backward(t->schedule);
-    struct sp_access acc[6] = {{GRAD(t, s + 1, m), STARPU_R}, {STASH(sp, m), STARPU_R}, {sp->params_h, STARPU_R}};
-    int n = 3;
-    if (zb) {
-        acc[n++] = (struct sp_access){GSTASH(sp, m), STARPU_W};
-    } else {
-        acc[n++] = (struct sp_access){sp->dparams_h, STARPU_RW};
-        acc[n++] = (struct sp_access){sp->bwd_work_h, STARPU_SCRATCH};
+    const struct sp_stage_desc *d = &sp->desc;
+    struct sp_stage_slots sl;
+    sp_stage_slots(d, pass, &sl);
+    struct sp_access acc[SP_STAGE_MAX_BUFFERS];
+    const starpu_data_handle_t params = t->blocks[s].params_h, dparams = t->blocks[s].dparams_h[0];
+#define PUT(slot, handle)                                                     \
+    do {                                                                      \
+        if (sl.slot >= 0)                                                     \
+            acc[sl.slot] = (struct sp_access){(handle), sl.modes[sl.slot]};   \
+    } while (0)
+    PUT(act, ACT(t, s, m));
+    PUT(params, params);
+    PUT(next_act, ACT(t, s + 1, m));
+    PUT(stash, STASH(sp, m));
+    PUT(grad_next, GRAD(t, s + 1, m));
+    PUT(grad, GRAD(t, s, m));
+    PUT(dparams, dparams);
+    PUT(gstash, GSTASH(sp, m));
+    PUT(work, pass == SP_PASS_FORWARD ? sp->fwd_work_h : d->split_backward ? sp->op_work_h : sp->bwd_work_h);
+#undef PUT
+    for (int i = 0; sl.shared >= 0 && i < d->n_shared; i++)
+        acc[sl.shared + i] = (struct sp_access){t->blocks[sp->shared[i]].params_h, sl.modes[sl.shared + i]};
+    for (int i = 0; sl.shared_grad >= 0 && i < d->n_shared_grads; i++) {
+        const struct sp_param_block *b = &t->blocks[sp->shared_grad_block[i]];
+        acc[sl.shared_grad + i] = (struct sp_access){b->dparams_h[sp->shared_grad_use[i]], sl.modes[sl.shared_grad + i]};
     }
-    if (s > 0)
-        acc[n++] = (struct sp_access){GRAD(t, s, m), STARPU_W};
-    return submit(t, zb ? &sp_cl_stage_backward_input : &sp_cl_stage_backward, acc, n, &sp->desc,
-                  sizeof(sp->desc), 0, t->prio_backward, sp, sp_tag(t, SP_PASS_BACKWARD, s, m));
+    struct sp_stage_args *a = malloc(sizeof(*a));
+    if (!a)
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+    *a = (struct sp_stage_args){.desc = d, .step = train ? t->step : 0, .m = m, .train = train};
+    struct starpu_codelet *cl = pass == SP_PASS_FORWARD ? &sp_cl_stage_forward
+                                : pass == SP_PASS_WEIGHT ? &sp_cl_stage_backward_weight
+                                : d->split_backward      ? &sp_cl_stage_backward_input
+                                                         : &sp_cl_stage_backward;
+    const int prio = pass == SP_PASS_FORWARD ? t->prio_forward : pass == SP_PASS_WEIGHT ? t->prio_weight
+                                                                                          : t->prio_backward;
+    return submit(t, cl, acc, sl.n, a, sizeof(*a), prio, sp, sp_tag(t, pass, s, m));
 }
 
-static sp_status submit_weight(sp_trainer_t *t, int s, int m)
-{
-    struct sp_stage_plan *sp = &t->st[s];
-    struct sp_access acc[] = {{STASH(sp, m), STARPU_R},
-                              {GSTASH(sp, m), STARPU_R},
-                              {sp->params_h, STARPU_R},
-                              {sp->dparams_h, STARPU_RW}};
-    return submit(t, &sp_cl_stage_backward_weight, acc, 4, &sp->desc, sizeof(sp->desc), 0, t->prio_weight, sp,
-                  sp_tag(t, SP_PASS_WEIGHT, s, m));
-}
-
-/* The loss arguments for `rows` valid rows of a mean over `samples` samples. */
-static struct sp_loss_args *loss_args(const sp_trainer_t *t, long rows, long samples, int first)
+/* The loss arguments for `samples` valid samples of a mean over `total`
+ * samples (every target of theirs). */
+static struct sp_loss_args *loss_args(const sp_trainer_t *t, long samples, long total, int first)
 {
     const sp_graph_t *g = t->g;
     struct sp_loss_args *a = malloc(sizeof(*a));
     if (!a)
         return NULL;
-    int cols = g->tensors[g->loss_in].cols;
-    long per_row = sp_op_table[g->loss_type].target_per_col ? cols : 1;
-    *a = (struct sp_loss_args){.type = g->loss_type, .rows = rows, .cols = cols,
-                               .scale = 1.0 / ((double)samples * per_row), .first = first};
+    const long rows = sp_graph_loss_rows(g); /* per sample */
+    const int cols = (int)(g->tensors[g->loss_in].numel / rows);
+    *a = (struct sp_loss_args){.loss = g->loss, .rows = samples * rows, .cols = cols,
+                               .scale = 1.0 / ((double)total * sp_graph_target_numel(g)), .first = first};
     return a;
 }
 
@@ -212,30 +225,38 @@ static sp_status submit_loss(sp_trainer_t *t, int m)
                               {GRAD(t, t->K, m), STARPU_W},
                               {t->loss_h, STARPU_RW},
                               {t->loss_work_h, STARPU_SCRATCH}};
-    return submit(t, &sp_cl_loss, acc, 5, a, sizeof(*a), 1, t->prio_backward, &t->st[t->K - 1],
+    return submit(t, &sp_cl_loss, acc, 5, a, sizeof(*a), t->prio_backward, &t->st[t->K - 1],
                   sp_tag(t, SP_PASS_LOSS, -1, m));
 }
 
-static sp_status submit_update(sp_trainer_t *t, int s)
+/* U of block b: RW params, RW state, R every gradient block (in use order). */
+static sp_status submit_update(sp_trainer_t *t, int b)
 {
-    struct sp_stage_plan *sp = &t->st[s];
+    const struct sp_param_block *pb = &t->blocks[b];
     struct sp_opt_args *a = malloc(sizeof(*a));
     if (!a)
         return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
     const sp_optimizer *o = &t->optimizer;
-    *a = (struct sp_opt_args){.type = o->type,
-                              .lr = o->lr, .momentum = o->momentum, .beta1 = o->beta1,
-                              .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay,
-                              .step = t->step};
-    struct sp_access acc[] = {{sp->params_h, STARPU_RW}, {sp->dparams_h, STARPU_RW}, {sp->opt_h, STARPU_RW}};
-    return submit(t, &sp_cl_update, acc, 3, a, sizeof(*a), 1, t->prio_backward, sp, sp_tag(t, SP_PASS_UPDATE, s, -1));
+    *a = (struct sp_opt_args){.type = o->type, .lr = o->lr, .momentum = o->momentum, .beta1 = o->beta1,
+                              .beta2 = o->beta2, .eps = o->eps, .weight_decay = o->weight_decay, .step = t->step};
+    struct sp_access acc[2 + SP_OPT_MAX_GRADS] = {{pb->params_h, STARPU_RW}, {pb->opt_h, STARPU_RW}};
+    for (int u = 0; u < pb->n_grads; u++)
+        acc[2 + u] = (struct sp_access){pb->dparams_h[u], STARPU_R};
+    return submit(t, &sp_cl_update, acc, 2 + pb->n_grads, a, sizeof(*a), t->prio_backward, &t->st[pb->stage],
+                  sp_tag(t, SP_PASS_UPDATE, b, -1));
+}
+
+sp_status sp_submit_forward_chunk(sp_trainer_t *t, int m)
+{
+    sp_status s = SP_OK;
+    for (int k = 0; k < t->K && s == SP_OK; k++)
+        s = submit_stage(t, SP_PASS_FORWARD, k, m, 0);
+    return s;
 }
 
 sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples, int first)
 {
-    sp_status s = SP_OK;
-    for (int k = 0; k < t->K && s == SP_OK; k++)
-        s = submit_forward(t, k, m);
+    sp_status s = sp_submit_forward_chunk(t, m);
     if (s != SP_OK)
         return s;
     struct sp_loss_args *a = loss_args(t, valid, samples, first);
@@ -245,7 +266,7 @@ sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples,
                               {t->target[m], STARPU_R},
                               {t->eval_h, STARPU_RW},
                               {t->loss_work_h, STARPU_SCRATCH}};
-    return submit(t, &sp_cl_eval, acc, 4, a, sizeof(*a), 1, t->prio_backward, &t->st[t->K - 1],
+    return submit(t, &sp_cl_eval, acc, 4, a, sizeof(*a), t->prio_backward, &t->st[t->K - 1],
                   sp_tag(t, SP_PASS_EVAL, -1, m));
 }
 
@@ -317,10 +338,10 @@ sp_status sp_submit_step(sp_trainer_t *t)
                 if (!ready)
                     break;
                 switch (o.pass) {
-                case SP_PASS_FORWARD: s = submit_forward(t, k, o.m); f_done[k * M + o.m] = 1; break;
+                case SP_PASS_FORWARD: s = submit_stage(t, SP_PASS_FORWARD, k, o.m, 1); f_done[k * M + o.m] = 1; break;
                 case SP_PASS_LOSS: s = submit_loss(t, o.m); l_done[o.m] = 1; break;
-                case SP_PASS_BACKWARD: s = submit_backward(t, k, o.m); b_done[k * M + o.m] = 1; break;
-                default: s = submit_weight(t, k, o.m); break;
+                case SP_PASS_BACKWARD: s = submit_stage(t, SP_PASS_BACKWARD, k, o.m, 1); b_done[k * M + o.m] = 1; break;
+                default: s = submit_stage(t, SP_PASS_WEIGHT, k, o.m, 1); break;
                 }
                 pos[k]++;
                 remaining--;
@@ -330,9 +351,9 @@ sp_status sp_submit_step(sp_trainer_t *t)
         STARPU_ASSERT_MSG(progress || s != SP_OK, "schedule %s: no stage list can advance",
                           sp_schedule_name(t->schedule));
     }
-    for (int k = 0; k < K && s == SP_OK; k++)
-        if (t->st[k].desc.nparams)
-            s = submit_update(t, k);
+    for (int b = 0; b < t->n_blocks && s == SP_OK; b++)
+        if (t->blocks[b].has_params)
+            s = submit_update(t, b);
 out:
     free(lists), free(len), free(pos), free(f_done), free(b_done), free(l_done);
     return s;

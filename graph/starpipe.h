@@ -3,10 +3,15 @@
  *
  * Overview
  * --------
- * A model is built as a graph of ops on 2-D tensors. Every tensor is
- * (B, C): B rows (the batch dimension, bound when training starts) and C
- * feature columns fixed when the tensor is created. Builders only record the
- * op and check shapes; nothing computes until training runs.
+ * A model is built as a graph of ops on tensors. A tensor is a batch of
+ * samples: the batch dimension B in front (bound when training starts),
+ * then a per-sample shape of up to 3 dimensions fixed when the tensor is
+ * created — (C) for a feature vector, (T, C) for a sequence, (C, H, W) for an
+ * image — holding floats, or int32 token ids for a model's input. Ops that
+ * work along the last dimension (linear, layernorm, the losses) treat
+ * (B, T, C) as B·T rows of C. Builders only record the op and check shapes;
+ * nothing computes until training runs. Micro-batches cut the batch
+ * dimension only.
  *
  * Training cuts the op list into K stages (contiguous op ranges) and a batch
  * into M micro-batches. Every (stage, micro-batch, forward/backward) becomes
@@ -77,6 +82,20 @@ uint64_t sp_splitmix64(uint64_t *state);
 
 /* ---- graph ------------------------------------------------------------ */
 
+/* Element types of tensors: floats, or int32 (token ids, labels). */
+typedef enum sp_dtype {
+    SP_DTYPE_F32,
+    SP_DTYPE_I32,
+} sp_dtype;
+
+/* The shape of one sample of a tensor (the batch dimension in front is not
+ * part of it): (C), (T, C), (C, H, W). */
+#define SP_MAX_DIMS 3
+typedef struct sp_shape {
+    int ndim;
+    int dim[SP_MAX_DIMS];
+} sp_shape;
+
 typedef struct sp_graph sp_graph_t;
 /* A tensor is named by its index in the graph. */
 typedef int sp_tensor;
@@ -84,46 +103,87 @@ typedef int sp_tensor;
 sp_status sp_graph_create(sp_graph_t **g);
 void sp_graph_destroy(sp_graph_t *g);
 
-/* The graph input: (B, cols). One per graph. */
+/* The graph input: (B, cols) floats. One per graph. */
 sp_status sp_input(sp_graph_t *g, int cols, sp_tensor *x);
-/* y = x·Wᵀ + b; x (B, in), W (out, in), b (out), y (B, out).
- * Parameters are named "<name>.weight" and "<name>.bias". */
+/* The graph input of any per-sample shape: floats, or int32 ids (tokens
+ * for sp_embedding; every batch is checked against the vocabulary). */
+sp_status sp_input_nd(sp_graph_t *g, sp_dtype dtype, int ndim, const int *dims, sp_tensor *x);
+
+/* y = x·Wᵀ + b over the last dimension: x (B, …, in), W (out, in), b (out),
+ * y (B, …, out). Parameters "<name>.weight" and "<name>.bias", PyTorch's
+ * layout and initialisation U(−1/√in, 1/√in). */
 sp_status sp_linear(sp_graph_t *g, sp_tensor x, int out_features, const char *name, sp_tensor *y);
+typedef struct sp_linear_opts {
+    int bias;                /* with "<name>.bias" */
+    float init_std;          /* > 0: weight ~ N(0, init_std²) and bias 0 (GPT-2); 0: PyTorch's default */
+    const char *tied_weight; /* the name of an existing (out, in) parameter to use as the weight
+                                (e.g. the token embedding for a language-model head); NULL: its own */
+} sp_linear_opts;
+sp_status sp_linear_ex(sp_graph_t *g, sp_tensor x, int out_features, const sp_linear_opts *opts, const char *name,
+                       sp_tensor *y);
 sp_status sp_relu(sp_graph_t *g, sp_tensor x, sp_tensor *y);
 /* GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 sp_status sp_gelu(sp_graph_t *g, sp_tensor x, sp_tensor *y);
-/* y = a + b (residual connection); a and b of the same width. */
+/* GELU, exact: 0.5·x·(1 + erf(x/√2)) (PyTorch's nn.GELU(), GPT's). */
+sp_status sp_gelu_exact(sp_graph_t *g, sp_tensor x, sp_tensor *y);
+/* y = a + b (residual connection); a and b of the same shape. */
 sp_status sp_add(sp_graph_t *g, sp_tensor a, sp_tensor b, sp_tensor *y);
-/* Layer normalisation over the columns, eps 1e-5, with "<name>.weight"
+/* Layer normalisation over the last dimension, eps 1e-5, with "<name>.weight"
  * (gamma, initialised to 1) and "<name>.bias" (beta, initialised to 0). */
 sp_status sp_layernorm(sp_graph_t *g, sp_tensor x, const char *name, sp_tensor *y);
-/* Loss: softmax cross-entropy of logits (B, C) against int32 labels in
- * [0, C), mean over the whole mini-batch. Ends the graph. */
+/* Token embedding: int32 ids (B, …) in [0, vocab) → (B, …, dim), with
+ * "<name>.weight" (vocab, dim) ~ N(0, init_std²) (init_std 0: N(0, 1) as
+ * PyTorch's nn.Embedding). */
+sp_status sp_embedding(sp_graph_t *g, sp_tensor ids, int vocab, int dim, float init_std, const char *name,
+                       sp_tensor *y);
+/* Learned position embedding added to x (B, T, C): y[t] = x[t] + W[t], with
+ * "<name>.weight" (T, C) ~ N(0, init_std²) (0: N(0, 1)). */
+sp_status sp_position_embedding(sp_graph_t *g, sp_tensor x, float init_std, const char *name, sp_tensor *y);
+/* Multi-head self-attention: qkv (B, T, 3C) holds q, k and v side by side
+ * (a linear layer's output, as nanoGPT's c_attn), y (B, T, C); per head
+ * (C / heads wide) softmax(q·kᵀ/√(C/heads))·v, and with causal, position t
+ * attends to positions ≤ t only. heads must divide C. No parameters. */
+sp_status sp_attention(sp_graph_t *g, sp_tensor qkv, int heads, int causal, sp_tensor *y);
+/* Dropout with probability p in [0, 1) while training, the identity in
+ * evaluation. The mask is a function of (seed, step, sample, op, element)
+ * only, so it is the same whatever the stages, placement or policy. */
+sp_status sp_dropout(sp_graph_t *g, sp_tensor x, float p, sp_tensor *y);
+/* Loss: softmax cross-entropy of logits (B, …, C) over their last
+ * dimension against int32 labels (B, …) in [0, C) — one per sample for
+ * (B, C) logits, one per token for (B, T, V) — mean over every label of the
+ * mini-batch. Ends the graph. */
 sp_status sp_softmax_cross_entropy(sp_graph_t *g, sp_tensor logits);
-/* Loss: mean squared error of pred (B, C) against float targets (B, C),
- * mean over all B·C elements of the mini-batch. Ends the graph. */
+/* Loss: mean squared error of pred against float targets of its shape, mean
+ * over every element of the mini-batch. Ends the graph. */
 sp_status sp_mse_loss(sp_graph_t *g, sp_tensor pred);
 
 /* Number of ops before the loss (what stages are cut from). */
 int sp_graph_op_count(const sp_graph_t *g);
-/* Columns of a tensor, or -1 for a bad id. */
+/* Elements of one sample of a tensor (its columns for a (B, C) tensor), or
+ * -1 for a bad id. */
 int sp_tensor_cols(const sp_graph_t *g, sp_tensor t);
+/* A tensor's per-sample shape and element type (either may be NULL). */
+sp_status sp_tensor_shape(const sp_graph_t *g, sp_tensor t, sp_shape *shape, sp_dtype *dtype);
+/* The graph's input and the tensor its loss reads (the model's output). */
+sp_status sp_graph_io(const sp_graph_t *g, sp_tensor *input, sp_tensor *prediction);
 /* Total number of trainable parameters (floats). */
 size_t sp_graph_param_count(const sp_graph_t *g);
 
 /* One named parameter tensor, e.g. "fc1.weight" of shape (out, in) as in
  * PyTorch; offset and count locate it in the graph-order parameter vector
- * (sp_trainer_get_params). */
+ * (sp_trainer_get_params). A tied parameter is one tensor, listed once. */
 typedef struct sp_param_info {
     char name[72];
-    int ndim;      /* 1 or 2 */
-    int shape[2];
+    int ndim; /* 1 to 4 */
+    int shape[4];
     size_t offset; /* floats */
     size_t count;
 } sp_param_info;
 
 int sp_graph_param_tensor_count(const sp_graph_t *g);
 sp_status sp_graph_param_tensor(const sp_graph_t *g, int i, sp_param_info *info);
+/* The index of the parameter tensor called name. */
+sp_status sp_graph_find_param(const sp_graph_t *g, const char *name, int *i);
 
 /* ---- training ---------------------------------------------------------- */
 
@@ -241,16 +301,23 @@ int sp_mpi_any(int flag);
 /* Starts StarPU, cuts the graph into stages, registers data, initialises
  * parameters. The graph must outlive the trainer. */
 sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t **t);
-/* One training step on a mini-batch: x (batch, in) row-major; targets are
- * int32 labels (batch) for cross-entropy or floats (batch, C) for MSE.
- * Writes the mini-batch's mean loss to *loss when loss is not NULL. */
-sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, float *loss);
-/* Evaluation: the pipelined forward pass alone (no backward tasks) over n
- * samples, in chunks of the trainer's micro-batch size (the last one padded
- * and masked). Writes the mean loss over the n samples and, for
- * cross-entropy, how many argmax predictions equal the label. */
-sp_status sp_trainer_evaluate(sp_trainer_t *t, const float *x, const void *targets, long n,
-                              double *mean_loss, long *correct);
+/* One training step on a mini-batch: x holds `batch` samples of the graph
+ * input, row-major (floats, or int32 ids); targets are int32 labels, one per
+ * row the loss sees (batch, or batch·T for per-token logits), for
+ * cross-entropy, or floats of the prediction's shape for MSE. Writes the
+ * mini-batch's mean loss to *loss when loss is not NULL. */
+sp_status sp_trainer_step(sp_trainer_t *t, const void *x, const void *targets, float *loss);
+/* Evaluation: the pipelined forward pass alone (no backward tasks, no
+ * dropout) over n samples, in chunks of the trainer's micro-batch size (the
+ * last one padded and masked). Writes the mean loss over every target of the
+ * n samples and, for cross-entropy, how many argmax predictions equal their
+ * label (one per row: per token for per-token logits). */
+sp_status sp_trainer_evaluate(sp_trainer_t *t, const void *x, const void *targets, long n, double *mean_loss,
+                              long *correct);
+/* Inference: the pipelined forward pass over n samples; writes the model's
+ * output (the tensor the loss reads: logits, say) for every sample into out,
+ * n · sp_tensor_cols(prediction) floats. Under MPI every rank gets it. */
+sp_status sp_trainer_predict(sp_trainer_t *t, const void *x, long n, float *out);
 /* Waits for every submitted task. */
 sp_status sp_trainer_wait(sp_trainer_t *t);
 /* Copies every parameter, in graph order (op by op, weight then bias), into
@@ -386,7 +453,7 @@ sp_status sp_partition_balanced(const sp_graph_t *g, int k, int *starts);
 /* Checks explicit cut points (k−1 increasing indices in (0, ops)) and writes
  * the k start indices. */
 sp_status sp_partition_cuts(const sp_graph_t *g, int k, const int *cuts, int *starts);
-/* Estimated forward FLOPs per row of op i. */
+/* Estimated forward FLOPs per sample of op i. */
 double sp_graph_op_flops(const sp_graph_t *g, int i);
 
 #ifdef __cplusplus

@@ -28,12 +28,8 @@ static int trainer_alive; /* StarPU is process-wide: one trainer at a time */
 /* Frees what planning allocated (no StarPU involved) and the trainer itself. */
 static void free_plan(sp_trainer_t *t)
 {
-    for (int k = 0; t->st && k < t->K; k++) {
-        struct sp_stage_plan *sp = &t->st[k];
-        free(sp->desc.in), free(sp->desc.ops), free(sp->desc.out);
-        free(sp->stash), free(sp->gstash), free(sp->workerids);
-    }
-    free(t->st), free(t->act_cols), free(t->act), free(t->grad), free(t->target);
+    sp_plan_free(t);
+    free(t->st), free(t->act_numel), free(t->act), free(t->grad), free(t->target);
     free(t->x_host), free(t->t_host), free(t->tags), free(t->stage_rank);
     sp_trace_destroy(&t->trace);
     free(t);
@@ -143,14 +139,15 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     t->profile = o->profile;
     t->device = o->device;
     t->tf32 = o->tf32;
+    t->seed = o->seed;
     t->st = calloc((size_t)K, sizeof(*t->st));
-    t->act_cols = calloc((size_t)K + 1, sizeof(long));
+    t->act_numel = calloc((size_t)K + 1, sizeof(long));
     t->act = calloc((size_t)(K + 1) * M, sizeof(*t->act));
     t->grad = calloc((size_t)(K + 1) * M, sizeof(*t->grad));
     t->target = calloc((size_t)M, sizeof(*t->target));
     t->x_host = calloc((size_t)M, sizeof(*t->x_host));
     t->t_host = calloc((size_t)M, sizeof(*t->t_host));
-    if (!t->st || !t->act_cols || !t->act || !t->grad || !t->target || !t->x_host || !t->t_host)
+    if (!t->st || !t->act_numel || !t->act || !t->grad || !t->target || !t->x_host || !t->t_host)
         s = sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
     if (s == SP_OK)
         s = sp_plan_stages(t, starts);
@@ -171,7 +168,7 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
         return s;
     }
     trainer_alive = 1;
-    if ((s = sp_place_stages(t, o)) != SP_OK || (s = sp_data_register(t, o->seed)) != SP_OK) {
+    if ((s = sp_place_stages(t, o)) != SP_OK || (s = sp_data_register(t)) != SP_OK) {
         sp_trainer_destroy(t);
         return s;
     }
@@ -209,43 +206,47 @@ static sp_status agree(const sp_trainer_t *t, sp_status s, const char *what)
     return sp_set_error(SP_ERR_INVALID_ARG, "%s: another rank refused it (see its message)", what);
 }
 
-static sp_status check_targets(const sp_trainer_t *t, const void *targets, long n)
+/* Labels in [0, classes) for cross-entropy (one per loss row), ids in
+ * [0, vocabulary) for an int32 input: what the kernels index with. */
+static sp_status check_ids(const int32_t *v, long n, long limit, const char *what, const char *where)
 {
-    const sp_graph_t *g = t->g;
-    if (g->loss_type != SP_OP_SOFTMAX_CROSS_ENTROPY)
-        return SP_OK;
-    const int32_t *y = targets;
-    const int C = g->tensors[g->loss_in].cols;
     for (long i = 0; i < n; i++)
-        if (y[i] < 0 || y[i] >= C)
-            return sp_set_error(SP_ERR_INVALID_ARG, "label %d of row %ld is outside [0, %d)", y[i], i, C);
+        if (v[i] < 0 || v[i] >= limit)
+            return sp_set_error(SP_ERR_INVALID_ARG, "%s %d of %s %ld is outside [0, %ld)", what, v[i], where, i,
+                                limit);
     return SP_OK;
 }
 
 /* The data a step or an evaluation needs from the caller on this rank:
- * inputs where stage 0 lives, targets where stage K−1 lives. */
-static sp_status check_batch(sp_trainer_t *t, const float *x, const void *targets, long n, const char *what)
+ * inputs where stage 0 lives, targets (unless predicting) where stage K−1
+ * lives; n samples. */
+static sp_status check_batch(sp_trainer_t *t, const void *x, const void *targets, int needs_targets, long n,
+                             const char *what)
 {
+    const sp_graph_t *g = t->g;
     sp_status s = SP_OK;
     if (t->broken)
         s = sp_set_error(SP_ERR_STATE, "%s: an earlier submission failed; destroy this trainer", what);
-    else if ((OWNS(t, 0) && !x) || (OWNS(t, t->K - 1) && !targets))
+    else if ((OWNS(t, 0) && !x) || (needs_targets && OWNS(t, t->K - 1) && !targets))
         s = sp_set_error(SP_ERR_INVALID_ARG, "%s: NULL inputs or targets", what);
-    else if (OWNS(t, t->K - 1))
-        s = check_targets(t, targets, n);
+    if (s == SP_OK && OWNS(t, 0) && g->tensors[g->input].dtype == SP_DTYPE_I32 && g->input_limit)
+        s = check_ids(x, n * g->tensors[g->input].numel, g->input_limit, "input id", "element");
+    if (s == SP_OK && targets && OWNS(t, t->K - 1) && g->loss->target_dtype == SP_DTYPE_I32)
+        s = check_ids(targets, n * sp_graph_target_numel(g), sp_shape_last(&g->tensors[g->loss_in].shape),
+                      "label", "row");
     return agree(t, s, what);
 }
 
-sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, float *loss)
+sp_status sp_trainer_step(sp_trainer_t *t, const void *x, const void *targets, float *loss)
 {
     sp_clear_error();
     if (!t)
         return sp_set_error(SP_ERR_INVALID_ARG, "step: NULL trainer");
-    sp_status s = check_batch(t, x, targets, t->batch, "step");
+    sp_status s = check_batch(t, x, targets, 1, t->batch, "step");
     if (s != SP_OK)
         return s;
     const sp_graph_t *g = t->g;
-    const size_t x_bytes = sizeof(float) * t->rows * g->tensors[g->input].cols;
+    const size_t x_bytes = sizeof(float) * t->rows * g->tensors[g->input].numel;
     /* Writing into the micro-batch buffers waits (by data) until the last
      * step's first stage has read them. */
     for (int m = 0; m < t->M && s == SP_OK; m++) {
@@ -267,42 +268,42 @@ sp_status sp_trainer_step(sp_trainer_t *t, const float *x, const void *targets, 
     return s;
 }
 
-/* Copies rows [first, first + valid) into a micro-batch buffer, zero-padded. */
-static sp_status fill_chunk(sp_trainer_t *t, starpu_data_handle_t h, const void *src, size_t row_bytes, long first,
-                            long valid)
+/* Copies samples [first, first + valid) into a micro-batch buffer, zero-padded. */
+static sp_status fill_chunk(sp_trainer_t *t, starpu_data_handle_t h, const void *src, size_t sample_bytes,
+                            long first, long valid)
 {
     int ret = starpu_data_acquire(h, STARPU_W);
     if (ret != 0)
         return sp_set_error(SP_ERR_STARPU, "evaluate: starpu_data_acquire failed (%d)", ret);
     char *local = (char *)starpu_vector_get_local_ptr(h);
-    memcpy(local, (const char *)src + first * row_bytes, valid * row_bytes);
-    memset(local + valid * row_bytes, 0, (t->rows - valid) * row_bytes);
+    memcpy(local, (const char *)src + first * sample_bytes, valid * sample_bytes);
+    memset(local + valid * sample_bytes, 0, (t->rows - valid) * sample_bytes);
     starpu_data_release(h);
     return SP_OK;
 }
 
-sp_status sp_trainer_evaluate(sp_trainer_t *t, const float *x, const void *targets, long n,
-                              double *mean_loss, long *correct)
+sp_status sp_trainer_evaluate(sp_trainer_t *t, const void *x, const void *targets, long n, double *mean_loss,
+                              long *correct)
 {
     sp_clear_error();
     if (!t || n < 1)
         return sp_set_error(SP_ERR_INVALID_ARG, "evaluate: NULL trainer or no samples");
-    sp_status s = check_batch(t, x, targets, n, "evaluate");
+    sp_status s = check_batch(t, x, targets, 1, n, "evaluate");
     if (s != SP_OK)
         return s;
     const sp_graph_t *g = t->g;
-    const size_t x_row = sizeof(float) * g->tensors[g->input].cols;
-    const size_t t_row = t->target_bytes / (size_t)t->rows;
+    const size_t x_sample = sizeof(float) * g->tensors[g->input].numel;
+    const size_t t_sample = t->target_bytes / (size_t)t->rows;
     const long chunks = (n + t->rows - 1) / t->rows;
     for (long c = 0; c < chunks && s == SP_OK; c++) {
         const int m = (int)(c % t->M);
-        const long first_row = c * t->rows;
-        const long valid = n - first_row < t->rows ? n - first_row : t->rows;
+        const long first = c * t->rows;
+        const long valid = n - first < t->rows ? n - first : t->rows;
         /* the last chunk is padded with zeros (label 0) and masked by `valid` */
         if (OWNS(t, 0))
-            s = fill_chunk(t, ACT(t, 0, m), x, x_row, first_row, valid);
+            s = fill_chunk(t, ACT(t, 0, m), x, x_sample, first, valid);
         if (s == SP_OK && OWNS(t, t->K - 1))
-            s = fill_chunk(t, t->target[m], targets, t_row, first_row, valid);
+            s = fill_chunk(t, t->target[m], targets, t_sample, first, valid);
         if (s == SP_OK)
             s = sp_submit_eval_chunk(t, m, valid, n, c == 0);
     }
@@ -315,6 +316,43 @@ sp_status sp_trainer_evaluate(sp_trainer_t *t, const float *x, const void *targe
             *mean_loss = acc[0];
         if (correct)
             *correct = (long)acc[1];
+    }
+    return s;
+}
+
+sp_status sp_trainer_predict(sp_trainer_t *t, const void *x, long n, float *out)
+{
+    sp_clear_error();
+    if (!t || n < 1 || !out)
+        return sp_set_error(SP_ERR_INVALID_ARG, "predict: NULL trainer or output, or no samples");
+    sp_status s = check_batch(t, x, NULL, 0, n, "predict");
+    if (s != SP_OK)
+        return s;
+    const sp_graph_t *g = t->g;
+    const size_t x_sample = sizeof(float) * g->tensors[g->input].numel;
+    const size_t y_sample = sizeof(float) * t->act_numel[t->K];
+    const long chunks = (n + t->rows - 1) / t->rows;
+    /* up to M chunks in flight (one per micro-batch buffer), then read back */
+    for (long c0 = 0; c0 < chunks && s == SP_OK; c0 += t->M) {
+        const long group = chunks - c0 < t->M ? chunks - c0 : t->M;
+        for (long c = c0; c < c0 + group && s == SP_OK; c++) {
+            const long first = c * t->rows, valid = n - first < t->rows ? n - first : t->rows;
+            if (OWNS(t, 0))
+                s = fill_chunk(t, ACT(t, 0, (int)(c - c0)), x, x_sample, first, valid);
+            if (s == SP_OK)
+                s = sp_submit_forward_chunk(t, (int)(c - c0));
+        }
+        for (long c = c0; c < c0 + group && s == SP_OK; c++) {
+            const long first = c * t->rows, valid = n - first < t->rows ? n - first : t->rows;
+            starpu_data_handle_t h = ACT(t, t->K, (int)(c - c0));
+            if (t->mpi)
+                sp_mpi_fetch_everywhere(h);
+            int ret = starpu_data_acquire(h, STARPU_R);
+            if (ret != 0)
+                return sp_set_error(SP_ERR_STARPU, "predict: starpu_data_acquire failed (%d)", ret);
+            memcpy((char *)out + first * y_sample, (const void *)starpu_vector_get_local_ptr(h), valid * y_sample);
+            starpu_data_release(h);
+        }
     }
     return s;
 }
