@@ -47,4 +47,59 @@ void sp_dataset_destroy(sp_dataset *d);
 
 #define SP_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
+/* ---- GPT ----------------------------------------------------------------- */
+
+/* A GPT as nanoGPT's model.py builds it (pre-LayerNorm blocks: LN, causal
+ * self-attention, residual, LN, MLP 4× with exact GELU, residual; final LN,
+ * LM head), parameters named as nanoGPT's ("transformer.wte.weight",
+ * "transformer.h.0.attn.c_attn.weight", …, "lm_head.weight") with PyTorch's
+ * shapes. The input is int32 ids (context), the loss per-token softmax
+ * cross-entropy against the next ids. */
+typedef struct sp_gpt_config {
+    int vocab;          /* tokens */
+    int context;        /* T, positions */
+    int layers, heads, embd;
+    float dropout;      /* after the embeddings and on both residual branches; 0: none */
+    int tie_embeddings; /* the LM head uses the token embedding matrix (nanoGPT always does) */
+} sp_gpt_config;
+
+/* vocab 65, context 64, 4 layers, 4 heads, 128 wide, no dropout, untied. */
+void sp_gpt_config_init(sp_gpt_config *c);
+sp_status sp_model_gpt(sp_graph_t *g, const sp_gpt_config *c);
+
+/* ---- text ---------------------------------------------------------------- */
+
+#define SP_TEXT_MAX_VOCAB 512
+/* A character-level text: ids of every character (code point) of a UTF-8
+ * file, the first n_train for training, the rest (10%) for validation. */
+typedef struct sp_text {
+    long n, n_train;
+    int32_t *ids;
+    int vocab;
+    long chars[SP_TEXT_MAX_VOCAB]; /* code point of each id, increasing */
+} sp_text;
+
+/* Reads a UTF-8 text file. vocabulary NULL: built from the text; else a
+ * saved one (sp_text_vocab_string's form) that every character must be in.
+ * context: the window length both splits must hold. */
+sp_status sp_text_load(const char *path, int context, const char *vocabulary, sp_text *d);
+void sp_text_destroy(sp_text *d);
+/* The vocabulary as printable ASCII ("10,32,33,…": code points), for a
+ * checkpoint's metadata, and back (vocab and chars only). */
+sp_status sp_text_vocab_string(const sp_text *d, char *out, size_t cap);
+sp_status sp_text_vocab_parse(const char *s, sp_text *d);
+/* UTF-8 text → ids (at most cap); every character must be in the vocabulary. */
+sp_status sp_text_encode(const sp_text *d, const char *utf8, int32_t *ids, int cap, int *n);
+/* One id → its UTF-8 bytes (NUL-terminated); returns the byte count (0: bad id). */
+int sp_text_decode(const sp_text *d, int32_t id, char out[5]);
+/* Batch `index` of random windows (seeded by seed and index only, so a
+ * resumed run draws the same batches): x and y are (batch, context), y the
+ * characters following x's. */
+void sp_text_batch(const sp_text *d, int validation, long index, uint64_t seed, int batch, int context, int32_t *x,
+                   int32_t *y);
+/* Up to max_windows (≤ 0: all) windows spread evenly over the validation
+ * text, for a deterministic validation loss; returns how many (x and y
+ * malloc'd, (n, context) each), -1 when out of memory. */
+long sp_text_windows(const sp_text *d, long max_windows, int context, int32_t **x, int32_t **y);
+
 #endif /* STARPIPE_MODELS_H */
