@@ -14,6 +14,7 @@
  * Attributes: heads, causal.
  */
 #include "sp_codelets.h"
+#include "sp_math.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -39,7 +40,8 @@ static struct attn_dims dims(const struct sp_op_call *c)
 }
 
 /* Row-wise softmax of S (T, T) in place; causal rows stop at the diagonal
- * and the masked entries become 0. */
+ * and the masked entries become 0. The exponentials are a vectorised loop
+ * of their own (sp_exp), the sums run in order. */
 static void softmax_rows(float *S, int T, int causal)
 {
     for (int i = 0; i < T; i++) {
@@ -48,11 +50,11 @@ static void softmax_rows(float *S, int T, int causal)
         float mx = row[0];
         for (int j = 1; j < end; j++)
             mx = row[j] > mx ? row[j] : mx;
+        for (int j = 0; j < end; j++)
+            row[j] = sp_exp(row[j] - mx);
         float z = 0.0f;
-        for (int j = 0; j < end; j++) {
-            row[j] = expf(row[j] - mx);
+        for (int j = 0; j < end; j++)
             z += row[j];
-        }
         const float inv = 1.0f / z;
         for (int j = 0; j < end; j++)
             row[j] *= inv;

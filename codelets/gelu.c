@@ -4,6 +4,7 @@
  *   exact (PyTorch's default, GPT's):    y = 0.5·x·(1 + erf(x/√2))
  */
 #include "sp_codelets.h"
+#include "sp_math.h"
 
 #include <math.h>
 
@@ -26,9 +27,11 @@ static void gelu_forward_cpu(const struct sp_op_call *c)
             float t = tanhf(GELU_K * (v + GELU_A * v * v * v));
             c->y[i] = 0.5f * v * (1.0f + t);
         }
-    } else {
-        for (long i = 0; i < n; i++)
-            c->y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * GELU_R));
+    } else { /* vectorised (sp_math.h); 1 + erf(z) = 2 − erfc(z) or erfc(−z): no cancellation */
+        for (long i = 0; i < n; i++) {
+            const float z = x[i] * GELU_R, q = sp_erfc_pos(z < 0.0f ? -z : z);
+            c->y[i] = 0.5f * x[i] * (z < 0.0f ? q : 2.0f - q);
+        }
     }
 }
 
@@ -49,8 +52,8 @@ static void gelu_backward_cpu(const struct sp_op_call *c)
         }
     } else {
         for (long i = 0; i < n; i++) {
-            float v = x[i];
-            float d = 0.5f * (1.0f + erff(v * GELU_R)) + v * GELU_N * expf(-0.5f * v * v);
+            const float v = x[i], z = v * GELU_R, q = sp_erfc_pos(z < 0.0f ? -z : z);
+            const float d = 0.5f * (z < 0.0f ? q : 2.0f - q) + v * GELU_N * sp_exp(-z * z);
             c->dx[0][i] += c->dy[i] * d;
         }
     }

@@ -13,6 +13,7 @@
  * divided by 2h stay near 3e-5; a wrong formula is off by O(1).
  */
 #include "sp_codelets.h"
+#include "sp_math.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -243,6 +244,24 @@ static void check_dropout_modes(void)
     free(x), free(y), free(y2);
 }
 
+/* sp_math.h's vectorisable exp and erf against libm in double. */
+static void check_math(void)
+{
+    double worst_exp = 0.0, worst_erf = 0.0, worst_erfc = 0.0;
+    for (int i = 0; i <= 200000; i++) {
+        const float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        worst_exp = fmax(worst_exp, fabs(sp_exp(x) - exp((double)x)) / exp((double)x));
+        const float z = -6.0f + 12.0f * (float)i / 200000.0f, a = 4.0f * (float)i / 200000.0f;
+        worst_erf = fmax(worst_erf, fabs(sp_erf(z) - erf((double)z)));
+        worst_erfc = fmax(worst_erfc, fabs(sp_erfc_pos(a) - erfc((double)a)) / erfc((double)a));
+    }
+    CHECK(worst_exp < 2e-7, "sp_exp: relative error %.3g", worst_exp);
+    CHECK(worst_erfc < 2e-6, "sp_erfc_pos: relative error %.3g", worst_erfc);
+    CHECK(worst_erf < 3e-7, "sp_erf: absolute error %.3g", worst_erf);
+    printf("  sp_exp relative error %.2e on [-87, 88], sp_erfc_pos relative %.2e on [0, 4], sp_erf absolute %.2e\n",
+           worst_exp, worst_erfc, worst_erf);
+}
+
 /* Optimizers against a hand-computed step. */
 static void check_optimizers(void)
 {
@@ -298,6 +317,7 @@ int main(void)
     }
     printf("%d ops checked\n", n_ops);
     check_dropout_modes();
+    check_math();
     check_optimizers();
     return test_result("test_gradcheck");
 }
