@@ -1,8 +1,9 @@
 /*
  * safetensors.c — the safetensors format (see safetensors.h): the metadata
  * map, a header writer, a strict reader for the header's JSON and the
- * tensor table. It does not know what a checkpoint holds (checkpoint.c
- * does) nor anything of trainers, StarPU or MPI.
+ * tensor table. One concern, the file format, kept whole (a little over 450
+ * lines, most of it the JSON reader). It does not know what a checkpoint
+ * holds (checkpoint.c does) nor anything of trainers, StarPU or MPI.
  */
 #include "safetensors.h"
 #include "atomic_file.h"

@@ -1,8 +1,11 @@
 /*
- * cli.c — what the command's subcommands share: strict parsing of option
- * values (a bad value names the option and what it expects) and a clock.
+ * cli.c — what the command's subcommands share: the name of the running
+ * subcommand, strict parsing of option values (a bad value names the option
+ * and what it expects), the message of a failed library call, and a clock.
+ * Nothing here knows a subcommand's options.
  */
 #include "cli.h"
+#include "starpipe.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,6 +15,12 @@
 #include <string.h>
 #include <time.h>
 
+static const char *command = "train";
+
+void cli_set_command(const char *name) { command = name; }
+
+const char *cli_command(void) { return command; }
+
 int usage_error(const char *fmt, ...)
 {
     va_list ap;
@@ -19,8 +28,18 @@ int usage_error(const char *fmt, ...)
     fprintf(stderr, "starpipe: ");
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n(see 'starpipe train --help')\n");
+    fprintf(stderr, "\n(see 'starpipe %s --help')\n", command);
     return 2;
+}
+
+int cli_fail(const char *what, sp_status s)
+{
+    const char *msg = sp_error_message();
+    if (sp_mpi_size() > 1)
+        fprintf(stderr, "starpipe (rank %d): %s: %s%s%s\n", sp_mpi_rank(), what, sp_strerror(s), *msg ? ": " : "", msg);
+    else
+        fprintf(stderr, "starpipe: %s: %s%s%s\n", what, sp_strerror(s), *msg ? ": " : "", msg);
+    return 1;
 }
 
 int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
