@@ -22,13 +22,13 @@
 #define STEPS 50
 
 /* Any failed call: say what and why, and stop. */
-#define CHECK(call)                                                                                         \
-    do {                                                                                                    \
-        sp_status s_ = (call);                                                                              \
-        if (s_ != SP_OK) {                                                                                  \
-            fprintf(stderr, "%s: %s: %s\n", #call, sp_strerror(s_), sp_error_message());                    \
-            exit(1);                                                                                        \
-        }                                                                                                   \
+#define CHECK(call)                                                                                          \
+    do {                                                                                                     \
+        sp_status s_ = (call);                                                                               \
+        if (s_ != SP_OK) {                                                                                   \
+            fprintf(stderr, "%s: %s: %s\n", #call, sp_strerror(s_), sp_error_message());                     \
+            exit(1);                                                                                         \
+        }                                                                                                    \
     } while (0)
 
 int main(void)
@@ -54,8 +54,8 @@ int main(void)
     CHECK(sp_trainer_create(g, &o, &t));
 
     /* synthetic data: random pixels in [0, 1) and random labels */
-    float *images = malloc(sizeof(float) * BATCH * INPUTS);   /* (256, 784) */
-    int32_t *labels = malloc(sizeof(int32_t) * BATCH);       /* (256) */
+    float *images = malloc(sizeof(float) * BATCH * INPUTS); /* (256, 784) */
+    int32_t *labels = malloc(sizeof(int32_t) * BATCH);      /* (256) */
     if (!images || !labels) {
         fprintf(stderr, "out of memory\n");
         return 1;

@@ -63,7 +63,10 @@ static int list_entries(const sp_trainer_t *t, int with_optimizer, float *params
     return k;
 }
 
-static const char *optimizer_of(const sp_trainer_t *t) { return sp_optimizer_name(sp_trainer_optimizer(t)); }
+static const char *optimizer_of(const sp_trainer_t *t)
+{
+    return sp_optimizer_name(sp_trainer_optimizer(t));
+}
 
 /* ---- saving ------------------------------------------------------------ */
 
@@ -137,7 +140,8 @@ static void shape_text(char *out, size_t cap, const long *shape, int ndim)
 /* Copies the file's tensors into the entries; every tensor of the file must
  * be one of them (optimizer state aside for a weights-only load), with its
  * shape and dtype, and every entry must be found. */
-static sp_status match_tensors(const char *path, const sp_st_file *f, struct entry *e, int n, int with_optimizer)
+static sp_status match_tensors(const char *path, const sp_st_file *f, struct entry *e, int n,
+                               int with_optimizer)
 {
     for (int i = 0; i < f->n_tensors; i++) {
         const sp_st_tensor *ht = &f->tensors[i];
@@ -147,26 +151,28 @@ static sp_status match_tensors(const char *path, const sp_st_file *f, struct ent
         if (k == n) {
             if (!with_optimizer && !strncmp(ht->name, "optimizer.", 10))
                 continue; /* weights only: optimizer state is not needed */
-            return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' is not part of this model", path, ht->name);
+            return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' is not part of this model", path,
+                                ht->name);
         }
         char have[64], want[64];
         shape_text(have, sizeof(have), ht->shape, ht->ndim);
         shape_text(want, sizeof(want), e[k].t.shape, e[k].t.ndim);
         if (strcmp(have, want))
-            return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' has shape %s, the model expects %s", path,
-                                ht->name, have, want);
+            return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' has shape %s, the model expects %s",
+                                path, ht->name, have, want);
         if (strcmp(ht->dtype, "F32"))
             return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' is %s, expected F32", path, ht->name,
                                 ht->dtype);
         if ((size_t)(ht->end - ht->begin) != e[k].count * sizeof(float))
-            return sp_set_error(SP_ERR_IO, "%s: tensor '%s' holds %ld bytes, its shape needs %zu", path, ht->name,
-                                ht->end - ht->begin, e[k].count * sizeof(float));
+            return sp_set_error(SP_ERR_IO, "%s: tensor '%s' holds %ld bytes, its shape needs %zu", path,
+                                ht->name, ht->end - ht->begin, e[k].count * sizeof(float));
         memcpy(e[k].values, sp_safetensors_data(f, ht), e[k].count * sizeof(float));
         e[k].found = 1;
     }
     for (int k = 0; k < n; k++)
         if (!e[k].found)
-            return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' of the model is missing", path, e[k].t.name);
+            return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' of the model is missing", path,
+                                e[k].t.name);
     return SP_OK;
 }
 

@@ -39,7 +39,8 @@ sp_status sp_meta_set(sp_meta *m, const char *key, const char *value)
 {
     if (!m || !key || !value || !*key || !printable(key, sizeof(m->key[0])) ||
         !printable(value, sizeof(m->value[0])))
-        return sp_set_error(SP_ERR_INVALID_ARG, "metadata: key '%s' or its value is not short printable ASCII",
+        return sp_set_error(SP_ERR_INVALID_ARG,
+                            "metadata: key '%s' or its value is not short printable ASCII",
                             key ? key : "(null)");
     for (int i = 0; i < m->n; i++)
         if (!strcmp(m->key[i], key)) {
@@ -67,8 +68,8 @@ size_t sp_safetensors_dtype_size(const char *dtype)
     static const struct {
         const char *name;
         size_t size;
-    } sizes[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},
-                 {"I16", 2}, {"I8", 1},  {"U8", 1},  {"BOOL", 1}};
+    } sizes[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8},
+                 {"I32", 4}, {"I16", 2}, {"I8", 1},  {"U8", 1},   {"BOOL", 1}};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(*sizes); i++)
         if (!strcmp(sizes[i].name, dtype))
             return sizes[i].size;
@@ -458,8 +459,10 @@ sp_status sp_safetensors_read(const char *path, sp_st_file *f)
                             path, (unsigned long long)hlen, f->size);
     }
     f->data_start = 8 + (size_t)hlen;
-    struct reader r = {.p = (const char *)f->bytes + 8, .end = (const char *)f->bytes + f->data_start,
-                       .path = path, .s = SP_OK};
+    struct reader r = {.p = (const char *)f->bytes + 8,
+                       .end = (const char *)f->bytes + f->data_start,
+                       .path = path,
+                       .s = SP_OK};
     if (parse_header(&r, &f->meta, &f->tensors, &f->n_tensors)) {
         sp_status s = r.s;
         sp_safetensors_free(f);

@@ -17,9 +17,15 @@
 
 static const char *command = "train";
 
-void cli_set_command(const char *name) { command = name; }
+void cli_set_command(const char *name)
+{
+    command = name;
+}
 
-const char *cli_command(void) { return command; }
+const char *cli_command(void)
+{
+    return command;
+}
 
 int usage_error(const char *fmt, ...)
 {
@@ -36,7 +42,8 @@ int cli_fail(const char *what, sp_status s)
 {
     const char *msg = sp_error_message();
     if (sp_mpi_size() > 1)
-        fprintf(stderr, "starpipe (rank %d): %s: %s%s%s\n", sp_mpi_rank(), what, sp_strerror(s), *msg ? ": " : "", msg);
+        fprintf(stderr, "starpipe (rank %d): %s: %s%s%s\n", sp_mpi_rank(), what, sp_strerror(s),
+                *msg ? ": " : "", msg);
     else
         fprintf(stderr, "starpipe: %s: %s%s%s\n", what, sp_strerror(s), *msg ? ": " : "", msg);
     return 1;
@@ -70,8 +77,8 @@ int parse_float(const char *opt, const char *s, float lo, float hi, float *out)
     errno = 0;
     float v = strtof(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        fprintf(stderr, "starpipe: %s expects a number in [%g, %g], got '%s'\n", opt, (double)lo,
-                (double)hi, s);
+        fprintf(stderr, "starpipe: %s expects a number in [%g, %g], got '%s'\n", opt, (double)lo, (double)hi,
+                s);
         return -1;
     }
     *out = v;
@@ -119,4 +126,3 @@ double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
-

@@ -10,7 +10,10 @@
 
 static const char *const names[] = {[MODEL_MLP] = "mlp"};
 
-const char *model_kind_name(enum model_kind kind) { return names[kind]; }
+const char *model_kind_name(enum model_kind kind)
+{
+    return names[kind];
+}
 
 int model_kind_parse(const char *name, enum model_kind *kind)
 {

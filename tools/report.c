@@ -48,7 +48,8 @@ static void progress_bar(FILE *f, long epoch, long epochs, long done, long total
     fflush(f);
 }
 
-void report_step(const struct train_args *a, const struct run *r, double epoch_t0, float loss_sum, long loss_n)
+void report_step(const struct train_args *a, const struct run *r, double epoch_t0, float loss_sum,
+                 long loss_n)
 {
     const long b = r->batch_in_epoch, B = a->o.batch;
     if (!a->quiet && !r->d.set->epoch_lines) {
@@ -61,13 +62,15 @@ void report_step(const struct train_args *a, const struct run *r, double epoch_t
     }
 }
 
-void report_epoch(const struct train_args *a, const struct run *r, float loss_sum, long loss_n, double seconds)
+void report_epoch(const struct train_args *a, const struct run *r, float loss_sum, long loss_n,
+                  double seconds)
 {
     if (a->quiet || !r->d.set->epoch_lines)
         return;
     if (r->tty)
         fprintf(r->progress, "\n");
-    fprintf(r->progress, "epoch %ld: train loss %.4f, test loss %.4f, test accuracy %.2f%%, %.0f samples/s, %.1f s\n",
+    fprintf(r->progress,
+            "epoch %ld: train loss %.4f, test loss %.4f, test accuracy %.2f%%, %.0f samples/s, %.1f s\n",
             r->epoch + 1, loss_n ? loss_sum / loss_n : NAN, r->test_loss, 100.0 * r->correct / r->d.test.n,
             loss_n * a->o.batch / seconds, seconds);
 }
@@ -77,7 +80,8 @@ void report_timeline(const struct train_args *a, const struct run *r, const char
     if (a->quiet)
         return;
     const sp_run_stats *st = &r->stats;
-    fprintf(r->progress, "timeline: %s and %s (steps %ld-%ld); bubble per worker:", a->trace, svg, from, r->step);
+    fprintf(r->progress, "timeline: %s and %s (steps %ld-%ld); bubble per worker:", a->trace, svg, from,
+            r->step);
     for (int w = 0; w < st->n_workers; w++)
         fprintf(r->progress, " %s %.1f%%", sp_worker_name(st->worker[w]), 100.0 * st->bubble[w]);
     fprintf(r->progress, " (ideal %.1f%%); peak stashes per stage:", 100.0 * st->bubble_ideal);
@@ -93,22 +97,23 @@ static void result_json(const struct train_args *a, const struct run *r, uint64_
         const int K = sp_trainer_stage_count(r->t);
         int starts[MAX_STAGES];
         sp_trainer_stage_starts(r->t, starts);
-        printf("\"final_loss\": %.9g, \"steps\": %ld, \"epochs\": %.4f, \"stages\": %d, \"stage_starts\": [", r->loss,
-               r->step, r->epoch + (double)r->batch_in_epoch / (r->per_epoch ? r->per_epoch : 1), K);
+        printf("\"final_loss\": %.9g, \"steps\": %ld, \"epochs\": %.4f, \"stages\": %d, \"stage_starts\": [",
+               r->loss, r->step, r->epoch + (double)r->batch_in_epoch / (r->per_epoch ? r->per_epoch : 1), K);
         for (int k = 0; k < K; k++)
             printf("%s%d", k ? ", " : "", starts[k]);
         printf("], \"microbatches\": %d, \"batch\": %d, \"sched\": \"%s\", \"placement\": \"%s\", "
                "\"workers\": %d, \"seconds\": %.6f, \"samples_per_s\": %.3f, \"schedule\": \"%s\", "
                "\"recompute\": %s, \"device\": \"%s\", \"tf32\": %s, ",
                a->o.microbatches, a->o.batch, sp_trainer_policy_name(r->t),
-               sp_placement_name(a->o.placement, a->o.placement_map), sp_trainer_worker_count(r->t), r->seconds,
-               r->samples_per_s, sp_schedule_name(a->o.schedule), a->o.recompute ? "true" : "false",
-               a->o.device == SP_DEVICE_CUDA ? "cuda" : "cpu", a->o.tf32 ? "true" : "false");
+               sp_placement_name(a->o.placement, a->o.placement_map), sp_trainer_worker_count(r->t),
+               r->seconds, r->samples_per_s, sp_schedule_name(a->o.schedule),
+               a->o.recompute ? "true" : "false", a->o.device == SP_DEVICE_CUDA ? "cuda" : "cpu",
+               a->o.tf32 ? "true" : "false");
         if (r->have_stats)
             printf("\"bubble_mean\": %.6f, \"bubble_ideal\": %.6f, \"peak_stash_bytes\": %.0f, "
                    "\"bytes_moved\": %.0f, \"bytes_between_ranks\": %.0f, ",
-                   r->stats.bubble_mean, r->stats.bubble_ideal, r->stats.peak_stash_bytes, r->stats.bytes_moved,
-                   r->stats.bytes_sent_mpi);
+                   r->stats.bubble_mean, r->stats.bubble_ideal, r->stats.peak_stash_bytes,
+                   r->stats.bytes_moved, r->stats.bytes_sent_mpi);
     }
     if (r->d.set->has_test)
         printf("\"test_loss\": %.9g, \"test_accuracy\": %.6f, \"test_samples\": %d, ", r->test_loss, acc,
@@ -127,8 +132,8 @@ void report_result(const struct train_args *a, struct run *r)
     } else if (a->json) {
         result_json(a, r, sum, acc);
     } else if (a->command == CMD_EVAL) {
-        printf("test loss %.4f, test accuracy %.2f%% (%ld of %d), params checksum %016" PRIx64 "\n", r->test_loss,
-               100.0 * acc, r->correct, r->d.test.n, sum);
+        printf("test loss %.4f, test accuracy %.2f%% (%ld of %d), params checksum %016" PRIx64 "\n",
+               r->test_loss, 100.0 * acc, r->correct, r->d.test.n, sum);
     } else if (!a->quiet) {
         printf("final loss %.6f, %.1f samples/s, %.1f s", r->loss, r->samples_per_s, r->seconds);
         if (has_test)

@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sp_status put_meta(sp_meta *m, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static sp_status put_meta(sp_meta *m, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static sp_status put_meta(sp_meta *m, const char *key, const char *fmt, ...)
 {
     char v[256];
@@ -80,14 +81,22 @@ sp_status run_meta_describe(const struct train_args *a, long epoch, long batch_i
         case MODEL_MLP: s = describe_mlp(&a->model, m); break;
         }
     }
-    if (s == SP_OK) s = put_meta(m, "inputs", "%d", a->data.inputs);
-    if (s == SP_OK) s = put_meta(m, "classes", "%d", a->data.classes);
-    if (s == SP_OK) s = sp_meta_set(m, "data", data_set_of(a->data.kind)->name);
-    if (s == SP_OK) s = put_meta(m, "samples", "%d", a->data.samples);
-    if (s == SP_OK) s = put_meta(m, "batch", "%d", a->o.batch);
-    if (s == SP_OK) s = put_meta(m, "seed", "%" PRIu64, a->o.seed);
-    if (s == SP_OK) s = put_meta(m, "epoch", "%ld", epoch);
-    if (s == SP_OK) s = put_meta(m, "batch_in_epoch", "%ld", batch_in_epoch);
+    if (s == SP_OK)
+        s = put_meta(m, "inputs", "%d", a->data.inputs);
+    if (s == SP_OK)
+        s = put_meta(m, "classes", "%d", a->data.classes);
+    if (s == SP_OK)
+        s = sp_meta_set(m, "data", data_set_of(a->data.kind)->name);
+    if (s == SP_OK)
+        s = put_meta(m, "samples", "%d", a->data.samples);
+    if (s == SP_OK)
+        s = put_meta(m, "batch", "%d", a->o.batch);
+    if (s == SP_OK)
+        s = put_meta(m, "seed", "%" PRIu64, a->o.seed);
+    if (s == SP_OK)
+        s = put_meta(m, "epoch", "%ld", epoch);
+    if (s == SP_OK)
+        s = put_meta(m, "batch_in_epoch", "%ld", batch_in_epoch);
     return s;
 }
 
@@ -132,14 +141,17 @@ int run_meta_adopt(struct train_args *a, const char *path, long *epoch, long *ba
         }
     }
     if (rc > 0)
-        fprintf(stderr, "starpipe: %s: not a starpipe checkpoint (metadata model/hidden/activation/data missing)\n",
+        fprintf(stderr,
+                "starpipe: %s: not a starpipe checkpoint (metadata model/hidden/activation/data missing)\n",
                 path);
     if (rc)
         return 1;
     long inputs, classes, samples, batch, seed;
-    if (meta_long(&m, path, "inputs", 1, 1 << 16, &inputs) || meta_long(&m, path, "classes", 2, 1 << 16, &classes) ||
-        meta_long(&m, path, "samples", 1, 1 << 24, &samples) || meta_long(&m, path, "batch", 1, 1 << 24, &batch) ||
-        meta_long(&m, path, "seed", 0, LONG_MAX, &seed) || meta_long(&m, path, "epoch", 0, LONG_MAX, epoch) ||
+    if (meta_long(&m, path, "inputs", 1, 1 << 16, &inputs) ||
+        meta_long(&m, path, "classes", 2, 1 << 16, &classes) ||
+        meta_long(&m, path, "samples", 1, 1 << 24, &samples) ||
+        meta_long(&m, path, "batch", 1, 1 << 24, &batch) || meta_long(&m, path, "seed", 0, LONG_MAX, &seed) ||
+        meta_long(&m, path, "epoch", 0, LONG_MAX, epoch) ||
         meta_long(&m, path, "batch_in_epoch", 0, LONG_MAX, batch_in_epoch))
         return 1;
     const struct data_set *set = data_set_find(data);
@@ -155,8 +167,8 @@ int run_meta_adopt(struct train_args *a, const char *path, long *epoch, long *ba
     else if (!what && a->given.classes && classes != a->data.classes)
         what = "classes", theirs = sp_meta_get(&m, "classes");
     if (what) {
-        fprintf(stderr, "starpipe: %s: the checkpoint has %s %s; the command line asks otherwise\n", path, what,
-                theirs);
+        fprintf(stderr, "starpipe: %s: the checkpoint has %s %s; the command line asks otherwise\n", path,
+                what, theirs);
         return 2;
     }
     a->model = adopted;
@@ -166,7 +178,8 @@ int run_meta_adopt(struct train_args *a, const char *path, long *epoch, long *ba
     a->data.samples = (int)samples;
     if (a->command != CMD_EVAL) { /* resuming replays the same data order */
         if ((a->given.batch && batch != a->o.batch) || (a->given.seed && (uint64_t)seed != a->o.seed)) {
-            fprintf(stderr, "starpipe: %s: resuming needs the saved batch %ld and seed %ld\n", path, batch, seed);
+            fprintf(stderr, "starpipe: %s: resuming needs the saved batch %ld and seed %ld\n", path, batch,
+                    seed);
             return 2;
         }
         a->o.batch = (int)batch;

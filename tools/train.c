@@ -78,7 +78,8 @@ static int save(const struct train_args *a, struct run *r, long epoch, long batc
 
 static int evaluate(struct run *r)
 {
-    sp_status s = sp_trainer_evaluate(r->t, r->d.test.x, r->d.test.label, r->d.test.n, &r->test_loss, &r->correct);
+    sp_status s =
+        sp_trainer_evaluate(r->t, r->d.test.x, r->d.test.label, r->d.test.n, &r->test_loss, &r->correct);
     return s == SP_OK ? 0 : cli_fail("evaluating", s);
 }
 
@@ -114,7 +115,10 @@ static int train_step(const struct train_args *a, struct run *r)
     return 0;
 }
 
-static int steps_left(const struct train_args *a, const struct run *r) { return a->steps < 0 || r->step < a->steps; }
+static int steps_left(const struct train_args *a, const struct run *r)
+{
+    return a->steps < 0 || r->step < a->steps;
+}
 
 /* The rest of the current epoch (or up to --steps), then its evaluation. */
 static int train_epoch(const struct train_args *a, struct run *r)
@@ -207,7 +211,8 @@ static int run(struct train_args *a)
     if (ckpt && (rc = run_meta_adopt(a, ckpt, &r.epoch, &r.batch_in_epoch)))
         return rc;
     if (a->command == CMD_EVAL && !data_set_of(a->data.kind)->has_test) {
-        fprintf(stderr, "starpipe: %s: evaluation needs a data set with a test set (fashion-mnist)\n", a->load);
+        fprintf(stderr, "starpipe: %s: evaluation needs a data set with a test set (fashion-mnist)\n",
+                a->load);
         return 1;
     }
     rc = create_trainer(a, &r);
@@ -262,6 +267,12 @@ static int command_main(int argc, char **argv, enum command command)
     return rc;
 }
 
-int cmd_train(int argc, char **argv) { return command_main(argc, argv, CMD_TRAIN); }
+int cmd_train(int argc, char **argv)
+{
+    return command_main(argc, argv, CMD_TRAIN);
+}
 
-int cmd_eval(int argc, char **argv) { return command_main(argc, argv, CMD_EVAL); }
+int cmd_eval(int argc, char **argv)
+{
+    return command_main(argc, argv, CMD_EVAL);
+}

@@ -31,7 +31,7 @@ struct model_args {
     enum model_kind kind;
     int hidden[MAX_LAYERS]; /* mlp: hidden layer widths */
     int n_hidden;
-    int gelu;               /* mlp: GELU instead of ReLU */
+    int gelu; /* mlp: GELU instead of ReLU */
 };
 
 enum data_kind { DATA_SYNTHETIC, DATA_FASHION_MNIST };
@@ -51,16 +51,16 @@ struct train_args {
     int n_cuts;
     long steps, epochs; /* -1: not limited by this */
     int warmup;
-    int cosine;         /* learning rate: cosine decay to 0 over the run, else constant */
+    int cosine; /* learning rate: cosine decay to 0 over the run, else constant */
     const char *save, *resume, *load;
     long save_every;
     const char *trace;
     long trace_steps;
     int stage_ranks[MAX_STAGES];
     int n_stage_ranks;
-    int print;          /* this process prints results (rank 0 under MPI) */
+    int print; /* this process prints results (rank 0 under MPI) */
     int json, quiet;
-    struct {            /* given on the command line (a checkpoint must agree) */
+    struct { /* given on the command line (a checkpoint must agree) */
         int hidden, activation, inputs, classes, batch, seed, data;
     } given;
     sp_train_opts o;
@@ -83,14 +83,14 @@ sp_status model_build(const struct model_args *m, const struct data_args *d, sp_
 struct data_set {
     const char *name;
     enum data_kind kind;
-    int inputs, classes;      /* fixed by the data set; 0 = --inputs and --classes choose */
-    int stages;               /* default K */
-    int hidden[4], n_hidden;  /* default MLP */
+    int inputs, classes;     /* fixed by the data set; 0 = --inputs and --classes choose */
+    int stages;              /* default K */
+    int hidden[4], n_hidden; /* default MLP */
     sp_optimizer_type optimizer;
-    int cosine;               /* default learning-rate schedule */
-    long steps, epochs;       /* default length; -1 = not limited by this */
-    int has_test;             /* evaluated after every epoch, and by `starpipe eval` */
-    int epoch_lines;          /* progress per epoch (bar on a terminal), else one line per step */
+    int cosine;         /* default learning-rate schedule */
+    long steps, epochs; /* default length; -1 = not limited by this */
+    int has_test;       /* evaluated after every epoch, and by `starpipe eval` */
+    int epoch_lines;    /* progress per epoch (bar on a terminal), else one line per step */
     /* Loads what this rank needs (need_x: inputs, need_y: labels; neither:
      * only the sizes); prints why not and returns an exit status. */
     int (*load)(const struct train_args *a, sp_dataset *train, sp_dataset *test, int need_x, int need_y);
@@ -136,11 +136,11 @@ struct run {
     float loss;                 /* of the last step */
     double test_loss;
     long correct;
-    double t_start, t0;         /* the run's start, the measured window's start (after --warmup) */
-    double eval_time;           /* spent evaluating inside the measured window */
-    long timed_steps;           /* steps in the measured window */
+    double t_start, t0; /* the run's start, the measured window's start (after --warmup) */
+    double eval_time;   /* spent evaluating inside the measured window */
+    long timed_steps;   /* steps in the measured window */
     double seconds, samples_per_s;
-    sp_run_stats stats;         /* with --trace */
+    sp_run_stats stats; /* with --trace */
     int have_stats;
 };
 int cmd_train(int argc, char **argv);
@@ -150,9 +150,11 @@ int cmd_eval(int argc, char **argv);
 /* "starpipe: 5 ops in 2 stages (starts: 0 3), ..." */
 void report_plan(const struct train_args *a, const struct run *r);
 /* Per step (data sets without epoch lines), or a progress bar on a terminal. */
-void report_step(const struct train_args *a, const struct run *r, double epoch_t0, float loss_sum, long loss_n);
+void report_step(const struct train_args *a, const struct run *r, double epoch_t0, float loss_sum,
+                 long loss_n);
 /* "epoch 3: train loss ..., test loss ..., test accuracy ..." */
-void report_epoch(const struct train_args *a, const struct run *r, float loss_sum, long loss_n, double seconds);
+void report_epoch(const struct train_args *a, const struct run *r, float loss_sum, long loss_n,
+                  double seconds);
 /* "timeline: run.json and run.svg (steps 4-5); bubble per worker: ..." */
 void report_timeline(const struct train_args *a, const struct run *r, const char *svg, long from);
 /* The result: one JSON object, or a line of text. */
