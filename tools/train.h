@@ -2,7 +2,8 @@
  * train.h — what `starpipe train` and `starpipe eval` share: what they are
  * asked to do (struct train_args), the pieces a run is made of (model
  * kinds, data sets, the run metadata kept in checkpoints) and the state of
- * a run in progress with what it prints.
+ * a run in progress with what it prints. `starpipe bench` uses none of it
+ * (cli.h is what every subcommand shares).
  *
  * A new model is one enum model_kind value, its options in struct
  * model_args, a builder (model.c) and its metadata (run_meta.c); a new data
