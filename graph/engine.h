@@ -3,7 +3,8 @@
  * run it: trainer.c (life cycle, step, evaluate), options.c, placement.c,
  * data.c (StarPU registration), params.c (parameter access), ranks.c (MPI),
  * plan.c (stage layouts), schedule.c (the schedules and task submission),
- * trace.c (measured timelines and their pictures). Not installed.
+ * trace.c (measured timelines and their figures; trace_chrome.c and
+ * trace_svg.c draw them). Not installed.
  */
 #ifndef SP_ENGINE_H
 #define SP_ENGINE_H

@@ -41,6 +41,8 @@
  *     sp_trainer_destroy(t);
  *     sp_graph_destroy(g);
  *
+ * examples/train_mlp.c is this example as a complete program.
+ *
  * Conventions: functions return an sp_status; on failure sp_error_message()
  * says what went wrong in words (op, shapes, option). The library never calls
  * exit(). One trainer may exist per process at a time (it owns StarPU).

@@ -1,19 +1,20 @@
 /*
  * trace.c — measured timelines: every profiled task's worker, start and end
- * (StarPU's profiling information, read in the task's callback), and what
- * comes from them — per-step bubble fractions, peak stash counts, bytes
- * moved between memory nodes, a Chrome trace JSON and an SVG Gantt chart.
- * Nothing here estimates: every figure is computed from the recorded times.
+ * (StarPU's profiling information, read in the task's callback), gathered
+ * from every rank, and the figures that come from them — per-step bubble
+ * fractions, peak stash counts, bytes moved between memory nodes. Nothing
+ * here estimates: every figure is computed from the recorded times. The two
+ * pictures of a timeline are drawn elsewhere: trace_chrome.c (Chrome trace
+ * JSON) and trace_svg.c (SVG Gantt chart), from what trace_events.h gives.
  */
 #include "engine.h"
 #include "sp_mpi.h"
+#include "trace_events.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 sp_status sp_trace_init(struct sp_trace *tr)
 {
@@ -124,8 +125,7 @@ static sp_status all_events(sp_trainer_t *t, sp_task_event **out, size_t *n_out)
     return s;
 }
 
-/* "CPU 0", or "rank 1 CPU 0" under MPI. */
-static const char *event_worker_name(const sp_trainer_t *t, int rank, int worker)
+const char *sp_trace_worker_label(const sp_trainer_t *t, int rank, int worker)
 {
     static _Thread_local char name[96];
     if (!t->mpi)
@@ -273,195 +273,21 @@ out:
     return s;
 }
 
-/* ---- pictures ---------------------------------------------------------- */
+/* ---- what the pictures draw ---------------------------------------------- */
 
-/* A temporary file beside path, renamed over it by finish_output. */
-static sp_status open_output(const char *path, FILE **f, char **tmp)
+sp_status sp_trace_events_of_steps(sp_trainer_t *t, long first, long last, sp_task_event **out, size_t *n_out)
 {
-    size_t n = strlen(path) + 16;
-    *f = NULL;
-    *tmp = malloc(n);
-    int fd = -1;
-    if (*tmp) {
-        snprintf(*tmp, n, "%s.tmp.XXXXXX", path);
-        fd = mkstemp(*tmp);
-    }
-    if (fd >= 0) { /* mkstemp makes it 0600; a trace gets the usual 0666 & ~umask */
-        mode_t um = umask(0);
-        umask(um);
-        if (fchmod(fd, 0666 & ~um) != 0) {
-            close(fd);
-            unlink(*tmp);
-            fd = -1;
-        }
-    }
-    if (fd >= 0 && !(*f = fdopen(fd, "w"))) {
-        close(fd);
-        unlink(*tmp);
-    }
-    if (!*f) {
-        free(*tmp);
-        *tmp = NULL;
-        return sp_set_error(SP_ERR_IO, "%s: cannot create the file", path);
-    }
-    return SP_OK;
-}
-
-/* Closes f and renames it over path; on any failure removes it. */
-static sp_status finish_output(FILE *f, char *tmp, const char *path)
-{
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (!bad && rename(tmp, path) != 0)
-        bad = 1;
-    if (bad)
-        unlink(tmp);
-    free(tmp);
-    return bad ? sp_set_error(SP_ERR_IO, "%s: cannot write the trace", path) : SP_OK;
-}
-
-/* The events of steps [first, last], copied (the callers only read them). */
-/* What both pictures start with: every rank's events of steps [first, last]
- * (collective under MPI) and, on the rank that writes (rank 0), the
- * temporary output file. *f stays NULL on the other ranks and on failure,
- * where *out is freed already. */
-static sp_status begin_output(sp_trainer_t *t, const char *path, long first, long last, sp_task_event **out,
-                              size_t *n_out, FILE **f, char **tmp)
-{
-    *f = NULL;
     sp_status s = all_events(t, out, n_out);
-    if (s == SP_OK && !(t->mpi && t->rank != 0)) {
-        size_t kept = 0;
-        for (size_t i = 0; i < *n_out; i++)
-            if ((*out)[i].step >= first && (*out)[i].step <= last)
-                (*out)[kept++] = (*out)[i];
-        *n_out = kept;
-        s = open_output(path, f, tmp);
-    }
-    if (!*f) {
+    if (s != SP_OK || (t->mpi && t->rank != 0)) {
         free(*out);
         *out = NULL;
-    }
-    return s;
-}
-
-sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path, long first_step, long last_step)
-{
-    sp_task_event *ev;
-    size_t n;
-    char *tmp;
-    FILE *f;
-    sp_status s = begin_output(t, path, first_step, last_step, &ev, &n, &f, &tmp);
-    if (!f) /* an error, or not the rank that writes */
+        *n_out = 0;
         return s;
-    /* one process per rank (pid), one track per worker (tid) */
-    fprintf(f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
-    const unsigned nw = starpu_worker_get_count();
-    for (int r = 0; r < (t->mpi ? t->nranks : 1); r++) {
-        fprintf(f, "{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": %d, \"args\": {\"name\": \"rank %d\"}},\n", r, r);
-        for (unsigned w = 0; w < nw; w++)
-            fprintf(f, "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": %d, \"tid\": %u, \"args\": {\"name\": \"%s\"}},\n",
-                    r, w, event_worker_name(t, r, (int)w));
     }
-    for (size_t i = 0; i < n; i++)
-        fprintf(f,
-                "{\"name\": \"%s\", \"cat\": \"%c\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, \"ts\": %.3f, "
-                "\"dur\": %.3f, \"args\": {\"stage\": %d, \"microbatch\": %d, \"step\": %ld}}%s\n",
-                ev[i].name, ev[i].pass, ev[i].rank, ev[i].worker, ev[i].start_us, ev[i].end_us - ev[i].start_us,
-                ev[i].stage, ev[i].microbatch, ev[i].step, i + 1 < n ? "," : "");
-    fprintf(f, "]}\n");
-    free(ev);
-    return finish_output(f, tmp, path);
-}
-
-static int row_key(const sp_task_event *e) { return e->rank * STARPU_NMAXWORKERS + e->worker; }
-
-/* Micro-batch m gets hue 360·m/M; F light, B (or the input half) full, W dark. */
-static void task_colour(const sp_task_event *e, int M, char *out, size_t cap)
-{
-    if (e->microbatch < 0 || !strchr("FBW", e->pass)) {
-        snprintf(out, cap, "#9e9e9e"); /* loss, optimizer, evaluation */
-        return;
-    }
-    int hue = (int)(360.0 * e->microbatch / (M > 0 ? M : 1));
-    int light = e->pass == SP_PASS_FORWARD ? 72 : e->pass == SP_PASS_BACKWARD ? 52 : 34;
-    snprintf(out, cap, "hsl(%d,70%%,%d%%)", hue, light);
-}
-
-sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step, long last_step)
-{
-    sp_task_event *ev;
-    size_t n;
-    char *tmp;
-    FILE *f;
-    sp_status s = begin_output(t, path, first_step, last_step, &ev, &n, &f, &tmp);
-    if (!f) /* an error, or not the rank that writes */
-        return s;
-    /* one row per (rank, worker), keyed rank·STARPU_NMAXWORKERS + worker */
-    int rows[SP_STATS_MAX], nrows = 0;
-    double t_lo = INFINITY, t_hi = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        int found = 0;
-        for (int r = 0; r < nrows; r++)
-            found |= rows[r] == row_key(&ev[i]);
-        if (!found && nrows < SP_STATS_MAX)
-            rows[nrows++] = row_key(&ev[i]);
-        t_lo = fmin(t_lo, ev[i].start_us);
-        t_hi = fmax(t_hi, ev[i].end_us);
-    }
-    for (int a = 0; a < nrows; a++) /* rows in worker order */
-        for (int b = a + 1; b < nrows; b++)
-            if (rows[b] < rows[a]) {
-                int x = rows[a];
-                rows[a] = rows[b];
-                rows[b] = x;
-            }
-    if (!n)
-        t_lo = 0, t_hi = 1;
-    const double left = 130, width = 1200, row_h = 28, top = 40;
-    const double span = t_hi > t_lo ? t_hi - t_lo : 1;
-    const double height = top + row_h * nrows + 50;
-    fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-            "font-family=\"sans-serif\" font-size=\"10\">\n"
-            "<title>starpipe: %s schedule, K=%d, M=%d, policy %s</title>\n"
-            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-            "<text x=\"10\" y=\"20\" font-size=\"13\">%s schedule, K=%d stages, M=%d micro-batches, "
-            "policy %s: measured, %.1f ms</text>\n",
-            left + width + 20, height, sp_schedule_name(t->schedule), t->K, t->M, t->policy_name,
-            sp_schedule_name(t->schedule), t->K, t->M, t->policy_name, span / 1000.0);
-    for (int r = 0; r < nrows; r++) {
-        double y = top + r * row_h;
-        fprintf(f, "<text x=\"10\" y=\"%.1f\">%s</text>\n", y + row_h * 0.6,
-                event_worker_name(t, rows[r] / STARPU_NMAXWORKERS, rows[r] % STARPU_NMAXWORKERS));
-        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#f4f4f4\"/>\n", left, y + 2,
-                width, row_h - 4);
-    }
-    for (size_t i = 0; i < n; i++) {
-        int r = 0;
-        while (r < nrows && rows[r] != row_key(&ev[i]))
-            r++;
-        double x = left + (ev[i].start_us - t_lo) / span * width;
-        double w = (ev[i].end_us - ev[i].start_us) / span * width;
-        double y = top + r * row_h;
-        char colour[32];
-        task_colour(&ev[i], t->M, colour, sizeof(colour));
-        fprintf(f,
-                "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"%s\" stroke=\"#333\" "
-                "stroke-width=\"0.3\"><title>%s (step %ld): %.1f us</title></rect>\n",
-                x, y + 3, w > 0.2 ? w : 0.2, row_h - 6, colour, ev[i].name, ev[i].step,
-                ev[i].end_us - ev[i].start_us);
-        if (w > 34)
-            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"8\">%s</text>\n", x + 2, y + row_h * 0.6, ev[i].name);
-    }
-    double y = top + row_h * nrows + 20;
-    fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">0 ms</text><text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.1f ms</text>\n",
-            left, y, left + width, y, span / 1000.0);
-    fprintf(f, "<text x=\"%.0f\" y=\"%.1f\">colour: micro-batch; light F (forward), mid B (backward), dark W "
-               "(weight gradient), grey L/U/E; blank: idle</text>\n",
-            left, y + 16);
-    fprintf(f, "</svg>\n");
-    free(ev);
-    return finish_output(f, tmp, path);
+    size_t kept = 0;
+    for (size_t i = 0; i < *n_out; i++)
+        if ((*out)[i].step >= first && (*out)[i].step <= last)
+            (*out)[kept++] = (*out)[i];
+    *n_out = kept;
+    return SP_OK;
 }

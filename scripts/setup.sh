@@ -6,7 +6,9 @@
 #   2. StarPU 1.4.10 from Debian's own source package (sid), built with CUDA when
 #      nvcc is found, installed under $STARPU_PREFIX (default /opt/starpu-1.4).
 #      An installed StarPU 1.4 that pkg-config already finds is used instead.
-# It does not build starpipe itself; scripts/build.sh does.
+# It does not build starpipe itself; scripts/build.sh does. Progress goes to
+# stderr, one line per phase (callers may silence stdout); the long outputs
+# go to log files in the StarPU build folder, shown when a phase fails.
 set -euo pipefail
 
 STARPU_VERSION=1.4.10
@@ -14,7 +16,7 @@ STARPU_DEB_VERSION=1.4.10+dfsg-2
 STARPU_PREFIX=${STARPU_PREFIX:-/opt/starpu-1.4}
 SRC_DIR=${STARPU_SRC_DIR:-/var/cache/starpipe/src}
 
-say() { printf 'setup: %s\n' "$*"; }
+say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- 1. Debian packages ------------------------------------------------------
 PKGS=(build-essential cmake pkg-config gfortran libhwloc-dev hwloc libfxt-dev
@@ -41,6 +43,7 @@ if pkg-config --exists starpu-1.4; then
     exit 0
 fi
 
+say "StarPU 1.4 not found: building StarPU $STARPU_VERSION into $STARPU_PREFIX (once, a few minutes)"
 NVCC=""
 if command -v nvcc >/dev/null 2>&1; then NVCC=$(command -v nvcc)
 elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc; fi
@@ -48,7 +51,7 @@ elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc; fi
 mkdir -p "$SRC_DIR"
 tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* 2>/dev/null | head -n1 || true)
 if [ -z "$tarball" ]; then
-    say "fetching StarPU $STARPU_DEB_VERSION source package from Debian sid"
+    say "fetching the StarPU $STARPU_DEB_VERSION source package from Debian sid into $SRC_DIR"
     cat > /etc/apt/sources.list.d/starpipe-sid-src.sources <<SRC
 Types: deb-src
 URIs: http://deb.debian.org/debian
@@ -61,11 +64,13 @@ SRC
     # The sid entry was only needed for this download; keep apt on bookworm.
     rm -f /etc/apt/sources.list.d/starpipe-sid-src.sources
     tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* | head -n1)
+else
+    say "fetching: StarPU's source is already in $tarball"
 fi
 
 build_dir="$SRC_DIR/starpu-$STARPU_VERSION-build"
 rm -rf "$build_dir"; mkdir -p "$build_dir"
-say "unpacking $tarball"
+say "unpacking $tarball into $build_dir"
 tar -xf "$tarball" -C "$build_dir" --strip-components=1
 
 # CUDA 13 removed cudaDeviceProp::computeMode; ask the attribute API instead.
@@ -86,6 +91,8 @@ idx = s.find("\n", idx) + 1
 s = s[:idx] + helper + s[idx:]
 open(p, "w").write(s)
 PY
+else
+    say "patching: driver_cuda.c needs no change"
 fi
 
 cfg=(--prefix="$STARPU_PREFIX" --enable-maxcpus=64 --enable-maxcudadev=8
@@ -102,9 +109,10 @@ else
     cfg+=(--disable-cuda)
 fi
 cd "$build_dir"
-say "configuring StarPU: ${cfg[*]}"
-./configure "${cfg[@]}" > configure.log 2>&1 || { tail -n 40 configure.log; exit 1; }
-say "building StarPU (a few minutes)"
-make -j"$(nproc)" > make.log 2>&1 || { tail -n 60 make.log; exit 1; }
-make install > install.log 2>&1 || { tail -n 40 install.log; exit 1; }
+say "configuring StarPU (about a minute; log: $build_dir/configure.log): ${cfg[*]}"
+./configure "${cfg[@]}" > configure.log 2>&1 || { tail -n 40 configure.log >&2; say "configuring StarPU failed"; exit 1; }
+say "compiling StarPU on $(nproc) cores: this takes a few minutes (log: $build_dir/make.log)"
+make -j"$(nproc)" > make.log 2>&1 || { tail -n 60 make.log >&2; say "compiling StarPU failed"; exit 1; }
+say "installing StarPU into $STARPU_PREFIX (log: $build_dir/install.log)"
+make install > install.log 2>&1 || { tail -n 40 install.log >&2; say "installing StarPU failed"; exit 1; }
 say "StarPU $(PKG_CONFIG_PATH=$STARPU_PREFIX/lib/pkgconfig pkg-config --modversion starpu-1.4) installed in $STARPU_PREFIX"

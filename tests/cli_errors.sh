@@ -94,5 +94,20 @@ for opt in model hidden activation inputs classes samples stages cuts microbatch
     grep -q -- "--$opt" "$tmp/help" || { echo "FAIL: --help does not document --$opt"; fails=$((fails + 1)); }
 done
 
+# the top-level help lists each command once and points to the commands' own
+# --help instead of printing their options; without a command it is an error
+if "$bin" --help >"$tmp/top" 2>"$tmp/err"; then
+    for c in train eval bench; do
+        [ "$(grep -cE "^  $c " "$tmp/top")" -eq 1 ] || { echo "FAIL: starpipe --help lists '$c' $(grep -cE "^  $c " "$tmp/top") times"; fails=$((fails + 1)); }
+    done
+    grep -q "starpipe <command> --help" "$tmp/top" || { echo "FAIL: starpipe --help does not point to the commands' --help"; fails=$((fails + 1)); }
+    [ "$(grep -c '^usage:' "$tmp/top")" -eq 1 ] && ! grep -q -- "--hidden" "$tmp/top" ||
+        { echo "FAIL: starpipe --help prints a command's usage:"; head -5 "$tmp/top"; fails=$((fails + 1)); }
+else
+    echo "FAIL: starpipe --help exited non-zero"; fails=$((fails + 1))
+fi
+expect 2 "starpipe <command>"
+expect 2 "see 'starpipe bench --help'" bench --bogus
+
 if [ "$fails" -ne 0 ]; then echo "cli_errors: $fails check(s) failed"; exit 1; fi
 echo "cli_errors: all checks passed"

@@ -3,7 +3,7 @@
 # the Chrome trace JSON parses and holds one slice per task of the traced
 # steps; the SVG is well-formed XML with one box per task; `starpipe bench`
 # prints a row per requested combination (table, CSV, JSON) and refuses an
-# unknown policy.
+# unknown policy; its progress in a log is plain lines.
 set -u
 bin=${1:?usage: cli_trace.sh path/to/starpipe}
 fails=0
@@ -68,6 +68,15 @@ fi
     fail "bench --csv: $(cat "$tmp/bench.csv")"
 "$bin" bench "${b[@]}" --policies eager,nosuch >/dev/null 2>"$tmp/err"; rc=$?
 [ "$rc" -eq 2 ] && grep -q "unknown scheduling policy 'nosuch'" "$tmp/err" || fail "bench with an unknown policy: exit $rc, $(cat "$tmp/err")"
+
+# the table's progress on stderr: plain lines in a log, no carriage returns
+if "$bin" bench "${b[@]}" --policies eager --schedules gpipe,1f1b --placements pinned >"$tmp/bench.txt" 2>"$tmp/err"; then
+    grep -q $'\r' "$tmp/err" && fail "bench progress in a log holds carriage returns: $(cat -A "$tmp/err" | head -3)"
+    [ "$(grep -c '^bench: [0-9]* of 2 runs done$' "$tmp/err")" -eq 2 ] || fail "bench progress lines: $(cat "$tmp/err")"
+    grep -q "^eager  *1f1b  *pinned" "$tmp/bench.txt" || fail "bench table: $(cat "$tmp/bench.txt")"
+else
+    fail "bench (table): $(cat "$tmp/err")"
+fi
 
 if [ "$fails" -ne 0 ]; then echo "cli_trace: $fails check(s) failed"; exit 1; fi
 echo "cli_trace: all checks passed"

@@ -7,7 +7,8 @@ set(SP_TEST_ENV
 
 function(sp_add_test name)
   add_executable(${name} tests/${name}.c)
-  target_link_libraries(${name} PRIVATE starpipe ${MATH_LIB})
+  # tests may use the codelets' private header, which includes StarPU's
+  target_link_libraries(${name} PRIVATE starpipe PkgConfig::STARPU ${MATH_LIB})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/codelets ${CMAKE_SOURCE_DIR}/tests)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600
@@ -41,3 +42,8 @@ set_tests_properties(cli_trace PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 6
 
 add_test(NAME mpi_run COMMAND ${CMAKE_SOURCE_DIR}/tests/mpi_run.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(mpi_run PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 1200 SKIP_RETURN_CODE 77)
+
+# the installed package, used the way a program outside this tree uses it
+add_test(NAME install COMMAND ${CMAKE_SOURCE_DIR}/tests/install.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}
+                              ${CMAKE_C_COMPILER} ${STARPIPE_SANITIZE})
+set_tests_properties(install PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_ITEMS 32
 
@@ -275,6 +276,28 @@ static void print_rows(const struct bench_args *a, const struct row *r, int n)
     }
 }
 
+/* The table's rows: interleaving is a pinned placement only. */
+static int count_runs(const struct bench_args *a)
+{
+    int n = 0;
+    for (int pl = 0; pl < a->n_placements; pl++)
+        for (int sc = 0; sc < a->n_schedules; sc++)
+            n += a->schedules[sc] != SP_SCHEDULE_INTERLEAVED || a->placements[pl] == SP_PLACEMENT_PINNED;
+    return n * a->n_policies;
+}
+
+/* With the table on stdout: a counter redrawn in place on a terminal, one
+ * plain line per row otherwise (a log must not fill with carriage returns). */
+static void progress(const struct bench_args *a, int done, int total)
+{
+    if (a->csv || a->json || !a->print)
+        return;
+    if (isatty(fileno(stderr)))
+        fprintf(stderr, "bench: %d runs done\r", done);
+    else
+        fprintf(stderr, "bench: %d of %d runs done\n", done, total);
+}
+
 int cmd_bench(int argc, char **argv)
 {
     struct bench_args a;
@@ -305,6 +328,7 @@ int cmd_bench(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    const int total = count_runs(&a);
     int n = 0;
     for (int p = 0; p < a.n_policies && !rc; p++)
         for (int pl = 0; pl < a.n_placements && !rc; pl++) {
@@ -335,8 +359,7 @@ int cmd_bench(int argc, char **argv)
                     break;
                 r->speedup = r->samples_per_s / base_sps;
                 n++;
-                if (!a.csv && !a.json && a.print)
-                    fprintf(stderr, "bench: %d runs done\r", n);
+                progress(&a, n, total);
             }
         }
     if (!rc && a.print)

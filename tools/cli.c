@@ -1,8 +1,11 @@
 /*
- * cli.c — what the command's subcommands share: strict parsing of option
- * values (a bad value names the option and what it expects) and a clock.
+ * cli.c — what the command's subcommands share: the name of the running
+ * subcommand, strict parsing of option values (a bad value names the option
+ * and what it expects), the message of a failed library call, and a clock.
+ * Nothing here knows a subcommand's options.
  */
 #include "cli.h"
+#include "starpipe.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,6 +15,18 @@
 #include <string.h>
 #include <time.h>
 
+static const char *command = "train";
+
+void cli_set_command(const char *name)
+{
+    command = name;
+}
+
+const char *cli_command(void)
+{
+    return command;
+}
+
 int usage_error(const char *fmt, ...)
 {
     va_list ap;
@@ -19,8 +34,19 @@ int usage_error(const char *fmt, ...)
     fprintf(stderr, "starpipe: ");
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n(see 'starpipe train --help')\n");
+    fprintf(stderr, "\n(see 'starpipe %s --help')\n", command);
     return 2;
+}
+
+int cli_fail(const char *what, sp_status s)
+{
+    const char *msg = sp_error_message();
+    if (sp_mpi_size() > 1)
+        fprintf(stderr, "starpipe (rank %d): %s: %s%s%s\n", sp_mpi_rank(), what, sp_strerror(s),
+                *msg ? ": " : "", msg);
+    else
+        fprintf(stderr, "starpipe: %s: %s%s%s\n", what, sp_strerror(s), *msg ? ": " : "", msg);
+    return 1;
 }
 
 int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
@@ -51,8 +77,8 @@ int parse_float(const char *opt, const char *s, float lo, float hi, float *out)
     errno = 0;
     float v = strtof(s, &end);
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-        fprintf(stderr, "starpipe: %s expects a number in [%g, %g], got '%s'\n", opt, (double)lo,
-                (double)hi, s);
+        fprintf(stderr, "starpipe: %s expects a number in [%g, %g], got '%s'\n", opt, (double)lo, (double)hi,
+                s);
         return -1;
     }
     *out = v;
@@ -100,4 +126,3 @@ double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
-

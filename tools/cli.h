@@ -4,10 +4,19 @@
 #ifndef STARPIPE_CLI_H
 #define STARPIPE_CLI_H
 
+#include "starpipe.h"
+
 #include <stddef.h>
 
-/* Prints "starpipe: <message>" and a pointer to --help; returns 2 (usage). */
+/* The running subcommand ("train", "bench", ...), named in usage errors. */
+void cli_set_command(const char *name);
+const char *cli_command(void);
+/* Prints "starpipe: <message>" and a pointer to the subcommand's --help;
+ * returns 2 (usage). */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "starpipe: <what>: <status>: <message>" (with the rank under MPI)
+ * for a failed library call; returns 1. */
+int cli_fail(const char *what, sp_status s);
 /* Each parses a whole option value or prints why not and returns -1. */
 int parse_long(const char *opt, const char *s, long lo, long hi, long *out);
 int parse_int(const char *opt, const char *s, int lo, int hi, int *out);

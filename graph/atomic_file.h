@@ -1,0 +1,42 @@
+/*
+ * atomic_file.h — a file that appears at its path only once it is complete:
+ * written to a temporary file beside the path, flushed to the disk, then
+ * renamed over it. Checkpoints and traces are written this way, so a reader
+ * never sees half a file and a failed write leaves the old file as it was.
+ * Not installed.
+ *
+ *     sp_atomic_file a;
+ *     if ((s = sp_atomic_file_open(&a, path)) != SP_OK)
+ *         return s;
+ *     fprintf(a.f, ...);                 // or sp_atomic_file_write
+ *     return sp_atomic_file_commit(&a);  // closes, renames or removes
+ *
+ * It knows nothing of what the file holds.
+ */
+#ifndef SP_ATOMIC_FILE_H
+#define SP_ATOMIC_FILE_H
+
+#include "starpipe.h"
+
+#include <stdio.h>
+
+typedef struct sp_atomic_file {
+    FILE *f;          /* write here (fprintf, fwrite, or sp_atomic_file_write) */
+    char *tmp;        /* the temporary file: "<path>.tmp.XXXXXX" */
+    const char *path; /* the caller's, kept until commit or abort */
+    sp_status s;      /* the first failure of sp_atomic_file_write */
+} sp_atomic_file;
+
+/* Creates the temporary file beside path with the usual permissions
+ * (0666 & ~umask). On failure nothing is left behind. */
+sp_status sp_atomic_file_open(sp_atomic_file *a, const char *path);
+/* Writes n bytes; a failure is reported here and again by commit. */
+sp_status sp_atomic_file_write(sp_atomic_file *a, const void *p, size_t n);
+/* Flushes, fsyncs and closes the temporary file, renames it over path and
+ * fsyncs the folder. On any failure (including an earlier write error) the
+ * temporary file is removed and path is left as it was. Always releases a. */
+sp_status sp_atomic_file_commit(sp_atomic_file *a);
+/* Closes and removes the temporary file; path is left as it was. */
+void sp_atomic_file_abort(sp_atomic_file *a);
+
+#endif /* SP_ATOMIC_FILE_H */

@@ -1,0 +1,278 @@
+/*
+ * train.c — `starpipe train` and `starpipe eval`: a run, read as its steps.
+ *
+ *   adopt the checkpoint's model    (--resume / --load: run_meta.c)
+ *   build the model                 (model.c)
+ *   create the trainer              (the library: StarPU, stages, placement)
+ *   load the data                   (data.c; under MPI only what this rank's stages need)
+ *   restore the checkpoint          (weights, and to resume the optimizer too)
+ *   train: epochs of steps, with warm-up, learning-rate schedule, evaluation
+ *          after each epoch and --save-every; or evaluate once (eval)
+ *   save, write the timeline, report (report.c)
+ *
+ * Options are parsed in train_args.c; this file decides nothing about them.
+ */
+#include "cli.h"
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Under MPI every rank must go on together: a failure on one stops all. */
+static int agree(const struct train_args *a, int rc)
+{
+    if (a->o.mpi && sp_mpi_any(rc != 0))
+        return rc ? rc : 1;
+    return rc;
+}
+
+static int create_trainer(const struct train_args *a, struct run *r)
+{
+    sp_status s = model_build(&a->model, &a->data, &r->g);
+    if (s != SP_OK)
+        return cli_fail("building the model", s);
+    s = sp_trainer_create(r->g, &a->o, &r->t);
+    if (s != SP_OK)
+        return cli_fail("starting training", s);
+    r->progress = a->json ? stderr : stdout;
+    r->tty = !a->quiet && isatty(fileno(r->progress));
+    r->step = r->first_step = sp_trainer_step_count(r->t);
+    return 0;
+}
+
+/* Under MPI a rank reads data only where its stages need it. */
+static int load_data(const struct train_args *a, struct run *r)
+{
+    int rc = agree(a, data_load(a, &r->d, sp_trainer_needs_inputs(r->t), sp_trainer_needs_targets(r->t)));
+    if (rc)
+        return rc;
+    r->per_epoch = r->d.train.n / a->o.batch;
+    r->xb = malloc(sizeof(float) * (size_t)a->o.batch * a->data.inputs);
+    r->yb = malloc(sizeof(int32_t) * (size_t)a->o.batch);
+    if (!r->xb || !r->yb) {
+        fprintf(stderr, "starpipe: out of memory\n");
+        return 1;
+    }
+    return 0;
+}
+
+static int restore(const struct train_args *a, struct run *r, const char *ckpt)
+{
+    sp_status s = sp_checkpoint_load(r->t, ckpt, a->command == CMD_TRAIN);
+    if (s != SP_OK)
+        return cli_fail("loading the checkpoint", s);
+    r->step = r->first_step = sp_trainer_step_count(r->t);
+    return 0;
+}
+
+static int save(const struct train_args *a, struct run *r, long epoch, long batch_in_epoch)
+{
+    sp_meta m;
+    sp_status s = run_meta_describe(a, epoch, batch_in_epoch, &m);
+    if (s == SP_OK)
+        s = sp_checkpoint_save(r->t, a->save, &m);
+    return s == SP_OK ? 0 : cli_fail("saving the checkpoint", s);
+}
+
+static int evaluate(struct run *r)
+{
+    sp_status s =
+        sp_trainer_evaluate(r->t, r->d.test.x, r->d.test.label, r->d.test.n, &r->test_loss, &r->correct);
+    return s == SP_OK ? 0 : cli_fail("evaluating", s);
+}
+
+/* One optimizer step on batch r->batch_in_epoch of this epoch's order. */
+static int train_step(const struct train_args *a, struct run *r)
+{
+    if (r->step - r->first_step == a->warmup) { /* the measured window starts */
+        sp_trainer_wait(r->t);
+        r->t0 = now_s();
+        r->eval_time = 0.0;
+        r->timed_steps = 0;
+    }
+    const int have_x = r->d.train.x != NULL, have_y = r->d.train.label != NULL; /* what this rank holds */
+    data_batch(&r->d, r->batch_in_epoch, a->o.batch, have_x ? r->xb : NULL, have_y ? r->yb : NULL);
+    if (a->cosine) {
+        /* The schedule's length is the planned run: --epochs, else --steps. A
+         * run stopped early by --steps keeps the same learning rates as the
+         * full one, so it can be resumed into exactly the same run. */
+        const long total = a->epochs > 0 ? a->epochs * r->per_epoch : a->steps;
+        const double frac = (double)r->step / (double)total;
+        float lr = (float)(0.5 * a->o.optimizer.lr * (1.0 + cos(M_PI * frac)));
+        sp_trainer_set_lr(r->t, lr > 0.0f ? lr : 1e-12f);
+    }
+    sp_status s = sp_trainer_step(r->t, have_x ? r->xb : NULL, have_y ? r->yb : NULL, &r->loss);
+    if (s != SP_OK)
+        return cli_fail("training step", s);
+    r->step++;
+    r->timed_steps++;
+    if (!isfinite(r->loss)) {
+        fprintf(stderr, "starpipe: loss is %f at step %ld; try a smaller --lr\n", r->loss, r->step);
+        return 1;
+    }
+    return 0;
+}
+
+static int steps_left(const struct train_args *a, const struct run *r)
+{
+    return a->steps < 0 || r->step < a->steps;
+}
+
+/* The rest of the current epoch (or up to --steps), then its evaluation. */
+static int train_epoch(const struct train_args *a, struct run *r)
+{
+    data_shuffle(&r->d, a->o.seed, r->epoch);
+    const double epoch_t0 = now_s();
+    float loss_sum = 0.0f;
+    long loss_n = 0;
+    int rc;
+    for (; r->batch_in_epoch < r->per_epoch && steps_left(a, r); r->batch_in_epoch++) {
+        if ((rc = train_step(a, r)))
+            return rc;
+        loss_sum += r->loss;
+        loss_n++;
+        report_step(a, r, epoch_t0, loss_sum, loss_n);
+        if (a->save_every && r->step % a->save_every == 0) {
+            const int last = r->batch_in_epoch + 1 == r->per_epoch; /* saved as the start of the next epoch */
+            if ((rc = save(a, r, last ? r->epoch + 1 : r->epoch, last ? 0 : r->batch_in_epoch + 1)))
+                return rc;
+        }
+    }
+    if (r->batch_in_epoch < r->per_epoch)
+        return 0; /* stopped by --steps inside the epoch */
+    const double epoch_time = now_s() - epoch_t0;
+    if (r->d.set->has_test) {
+        const double e0 = now_s();
+        if ((rc = evaluate(r)))
+            return rc;
+        r->eval_time += now_s() - e0;
+    }
+    report_epoch(a, r, loss_sum, loss_n, epoch_time);
+    r->epoch++;
+    r->batch_in_epoch = 0;
+    return 0;
+}
+
+static int train(const struct train_args *a, struct run *r)
+{
+    int rc = 0;
+    while (!rc && steps_left(a, r) && (a->epochs < 0 || r->epoch < a->epochs)) {
+        const long epoch = r->epoch;
+        rc = train_epoch(a, r);
+        if (r->epoch == epoch)
+            break; /* stopped inside the epoch, or failed */
+    }
+    if (rc)
+        return rc;
+    sp_trainer_wait(r->t);
+    const double train_time = now_s() - r->t0 - r->eval_time;
+    r->seconds = now_s() - r->t_start;
+    r->samples_per_s = r->timed_steps ? r->timed_steps * a->o.batch / train_time : 0.0;
+    return 0;
+}
+
+/* The Chrome trace at --trace, the SVG beside it, and their figures. */
+static int write_timeline(const struct train_args *a, struct run *r)
+{
+    char svg[4096];
+    size_t len = strlen(a->trace);
+    if (len > 5 && !strcmp(a->trace + len - 5, ".json"))
+        snprintf(svg, sizeof(svg), "%.*s.svg", (int)(len - 5), a->trace);
+    else
+        snprintf(svg, sizeof(svg), "%s.svg", a->trace);
+    const long from = r->step - a->trace_steps + 1 > 1 ? r->step - a->trace_steps + 1 : 1;
+    sp_status s;
+    if ((s = sp_trace_write_chrome(r->t, a->trace, from, r->step)) != SP_OK ||
+        (s = sp_trace_write_svg(r->t, svg, from, r->step)) != SP_OK)
+        return cli_fail("writing the trace", s);
+    if ((s = sp_trainer_stats(r->t, &r->stats)) != SP_OK)
+        return cli_fail("timeline figures", s);
+    r->have_stats = 1;
+    report_timeline(a, r, svg, from);
+    return 0;
+}
+
+static void run_free(struct run *r)
+{
+    sp_trainer_destroy(r->t);
+    sp_graph_destroy(r->g);
+    data_free(&r->d);
+    free(r->xb);
+    free(r->yb);
+}
+
+static int run(struct train_args *a)
+{
+    struct run r = {.test_loss = NAN, .loss = NAN};
+    const char *ckpt = a->command == CMD_EVAL ? a->load : a->resume;
+    int rc = 0;
+    if (ckpt && (rc = run_meta_adopt(a, ckpt, &r.epoch, &r.batch_in_epoch)))
+        return rc;
+    if (a->command == CMD_EVAL && !data_set_of(a->data.kind)->has_test) {
+        fprintf(stderr, "starpipe: %s: evaluation needs a data set with a test set (fashion-mnist)\n",
+                a->load);
+        return 1;
+    }
+    rc = create_trainer(a, &r);
+    if (!rc)
+        rc = load_data(a, &r);
+    if (!rc && ckpt)
+        rc = restore(a, &r, ckpt);
+    if (!rc) {
+        report_plan(a, &r);
+        r.t_start = r.t0 = now_s();
+        rc = a->command == CMD_EVAL ? evaluate(&r) : train(a, &r);
+    }
+    if (!rc && a->save)
+        rc = save(a, &r, r.epoch, r.batch_in_epoch);
+    if (!rc && a->trace && a->command == CMD_TRAIN && r.step > r.first_step)
+        rc = write_timeline(a, &r);
+    if (!rc)
+        report_result(a, &r);
+    run_free(&r);
+    return rc;
+}
+
+/* Parses, starts MPI when asked (rank 0 speaks for the run), runs. */
+static int command_main(int argc, char **argv, enum command command)
+{
+    struct train_args *a = malloc(sizeof(*a));
+    if (!a) {
+        fprintf(stderr, "starpipe: out of memory\n");
+        return 1;
+    }
+    int rc = train_args_parse(argc, argv, command, a);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    a->print = 1;
+    if (a->o.mpi) {
+        sp_status s = sp_mpi_init(&argc, &argv);
+        if (s != SP_OK) {
+            free(a);
+            return cli_fail("--mpi", s);
+        }
+        if (sp_mpi_rank() != 0) { /* the other ranks report only errors */
+            a->print = 0;
+            a->quiet = 1;
+        }
+    }
+    rc = run(a);
+    if (a->o.mpi)
+        sp_mpi_finalize();
+    free(a);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    return command_main(argc, argv, CMD_TRAIN);
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    return command_main(argc, argv, CMD_EVAL);
+}

@@ -1,0 +1,293 @@
+/*
+ * train_args.c — the options of `starpipe train` and `starpipe eval` into a
+ * struct train_args: strict values (a bad one names the option and what it
+ * expects), the defaults that depend on the data set, and the checks
+ * between options. It reads a checkpoint only to learn which data set it
+ * was trained on; adopting its model is run_meta.c's, running is train.c's.
+ */
+#include "cli.h"
+#include "train.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OPT_MODEL = 256, OPT_HIDDEN, OPT_ACTIVATION, OPT_INPUTS, OPT_CLASSES, OPT_SAMPLES, OPT_STAGES,
+    OPT_CUTS, OPT_MICRO, OPT_BATCH, OPT_PLACEMENT, OPT_SCHED, OPT_CPUS, OPT_STEPS, OPT_WARMUP,
+    OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SEED, OPT_JSON, OPT_QUIET, OPT_DATA,
+    OPT_DATA_DIR, OPT_EPOCHS, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOAD, OPT_LR_SCHEDULE,
+    OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS, OPT_MPI, OPT_STAGE_RANKS,
+    OPT_DEVICE, OPT_TF32,
+};
+
+static const struct option longopts[] = {
+    {"data", required_argument, 0, OPT_DATA},
+    {"data-dir", required_argument, 0, OPT_DATA_DIR},
+    {"model", required_argument, 0, OPT_MODEL},
+    {"hidden", required_argument, 0, OPT_HIDDEN},
+    {"activation", required_argument, 0, OPT_ACTIVATION},
+    {"inputs", required_argument, 0, OPT_INPUTS},
+    {"classes", required_argument, 0, OPT_CLASSES},
+    {"samples", required_argument, 0, OPT_SAMPLES},
+    {"stages", required_argument, 0, OPT_STAGES},
+    {"cuts", required_argument, 0, OPT_CUTS},
+    {"microbatches", required_argument, 0, OPT_MICRO},
+    {"batch", required_argument, 0, OPT_BATCH},
+    {"placement", required_argument, 0, OPT_PLACEMENT},
+    {"schedule", required_argument, 0, OPT_SCHEDULE},
+    {"chunks-per-worker", required_argument, 0, OPT_CHUNKS},
+    {"recompute", no_argument, 0, OPT_RECOMPUTE},
+    {"trace", required_argument, 0, OPT_TRACE},
+    {"trace-steps", required_argument, 0, OPT_TRACE_STEPS},
+    {"mpi", no_argument, 0, OPT_MPI},
+    {"device", required_argument, 0, OPT_DEVICE},
+    {"tf32", no_argument, 0, OPT_TF32},
+    {"stage-ranks", required_argument, 0, OPT_STAGE_RANKS},
+    {"sched", required_argument, 0, OPT_SCHED},
+    {"cpus", required_argument, 0, OPT_CPUS},
+    {"steps", required_argument, 0, OPT_STEPS},
+    {"epochs", required_argument, 0, OPT_EPOCHS},
+    {"warmup", required_argument, 0, OPT_WARMUP},
+    {"optimizer", required_argument, 0, OPT_OPTIMIZER},
+    {"lr", required_argument, 0, OPT_LR},
+    {"lr-schedule", required_argument, 0, OPT_LR_SCHEDULE},
+    {"momentum", required_argument, 0, OPT_MOMENTUM},
+    {"weight-decay", required_argument, 0, OPT_WD},
+    {"seed", required_argument, 0, OPT_SEED},
+    {"save", required_argument, 0, OPT_SAVE},
+    {"save-every", required_argument, 0, OPT_SAVE_EVERY},
+    {"resume", required_argument, 0, OPT_RESUME},
+    {"load", required_argument, 0, OPT_LOAD},
+    {"json", no_argument, 0, OPT_JSON},
+    {"quiet", no_argument, 0, OPT_QUIET},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* What the command line said about the optimizer; the defaults depend on the data set. */
+struct optimizer_choice {
+    int given;
+    sp_optimizer_type type;
+    float lr, momentum, wd; /* < 0: not given */
+    int cosine;             /* < 0: not given */
+};
+
+/* The defaults that do not depend on the data set. */
+static void defaults(struct train_args *a, enum command command)
+{
+    memset(a, 0, sizeof(*a));
+    a->command = command;
+    a->model.kind = MODEL_MLP;
+    a->model.hidden[0] = a->model.hidden[1] = a->model.hidden[2] = 256;
+    a->model.n_hidden = 3;
+    a->data.kind = DATA_SYNTHETIC;
+    a->data.dir = SP_FASHION_MNIST_DIR;
+    a->data.inputs = 64;
+    a->data.classes = 10;
+    a->data.samples = 8192;
+    a->steps = a->epochs = -2; /* -2: not given */
+    a->trace_steps = 2;
+    sp_train_opts_init(&a->o);
+    a->o.stages = -1;
+    a->o.microbatches = 4;
+    a->o.batch = 128;
+}
+
+/* One option; returns 0, or the exit status after printing why not. */
+static int option(struct train_args *a, struct optimizer_choice *oc, int c, const char *arg)
+{
+    const struct data_set *set;
+    long v;
+    int bad = 0;
+    switch (c) {
+    case OPT_DATA:
+        if (!(set = data_set_find(arg)))
+            return usage_error("unknown data set '%s' (choose synthetic or fashion-mnist)", arg);
+        a->data.kind = set->kind;
+        a->given.data = 1;
+        break;
+    case OPT_DATA_DIR: a->data.dir = arg; break;
+    case OPT_MODEL:
+        if (model_kind_parse(arg, &a->model.kind))
+            return usage_error("unknown model '%s' (available: mlp)", arg);
+        break;
+    case OPT_HIDDEN:
+        bad = parse_list("--hidden", arg, 1, 1 << 16, a->model.hidden, MAX_LAYERS, &a->model.n_hidden);
+        a->given.hidden = 1;
+        break;
+    case OPT_ACTIVATION:
+        if (!strcmp(arg, "relu")) a->model.gelu = 0;
+        else if (!strcmp(arg, "gelu")) a->model.gelu = 1;
+        else return usage_error("unknown activation '%s' (choose relu or gelu)", arg);
+        a->given.activation = 1;
+        break;
+    case OPT_INPUTS: bad = parse_int("--inputs", arg, 1, 1 << 16, &a->data.inputs); a->given.inputs = 1; break;
+    case OPT_CLASSES: bad = parse_int("--classes", arg, 2, 1 << 16, &a->data.classes); a->given.classes = 1; break;
+    case OPT_SAMPLES: bad = parse_int("--samples", arg, 1, 1 << 24, &a->data.samples); break;
+    case OPT_STAGES: bad = parse_int("--stages", arg, 1, MAX_STAGES, &a->o.stages); break;
+    case OPT_CUTS: bad = parse_list("--cuts", arg, 1, INT_MAX, a->cuts, MAX_LAYERS * 2, &a->n_cuts); break;
+    case OPT_MICRO: bad = parse_int("--microbatches", arg, 1, 1 << 20, &a->o.microbatches); break;
+    case OPT_BATCH: bad = parse_int("--batch", arg, 1, 1 << 24, &a->o.batch); a->given.batch = 1; break;
+    case OPT_PLACEMENT:
+        if (sp_placement_parse(arg, &a->o.placement) != SP_OK)
+            return usage_error("%s", sp_error_message());
+        a->o.placement_map = a->o.placement == SP_PLACEMENT_MAP ? arg : NULL;
+        break;
+    case OPT_SCHEDULE:
+        if (sp_schedule_parse(arg, &a->o.schedule) != SP_OK)
+            return usage_error("unknown schedule '%s' (choose gpipe, 1f1b, zb or interleaved)", arg);
+        break;
+    case OPT_CHUNKS: bad = parse_int("--chunks-per-worker", arg, 1, 1024, &a->o.chunks_per_worker); break;
+    case OPT_RECOMPUTE: a->o.recompute = 1; break;
+    case OPT_TRACE: a->trace = arg; a->o.profile = 1; break;
+    case OPT_TRACE_STEPS: bad = parse_long("--trace-steps", arg, 1, LONG_MAX, &a->trace_steps); break;
+    case OPT_MPI: a->o.mpi = 1; break;
+    case OPT_DEVICE:
+        if (sp_device_parse(arg, &a->o.device) != SP_OK)
+            return usage_error("%s", sp_error_message());
+        break;
+    case OPT_TF32: a->o.tf32 = 1; break;
+    case OPT_STAGE_RANKS:
+        bad = parse_list("--stage-ranks", arg, 0, 1 << 20, a->stage_ranks, MAX_STAGES, &a->n_stage_ranks);
+        break;
+    case OPT_SCHED:
+        if (!sp_sched_policy_exists(arg))
+            return usage_error("unknown scheduling policy '%s' (StarPU has: %s)", arg, sp_sched_policy_names());
+        a->o.policy = arg;
+        break;
+    case OPT_CPUS: bad = parse_int("--cpus", arg, 1, 64, &a->o.ncpus); break;
+    case OPT_STEPS: bad = parse_long("--steps", arg, 1, LONG_MAX / 2, &a->steps); break;
+    case OPT_EPOCHS: bad = parse_long("--epochs", arg, 1, 1L << 30, &a->epochs); break;
+    case OPT_WARMUP: bad = parse_int("--warmup", arg, 0, 1 << 30, &a->warmup); break;
+    case OPT_OPTIMIZER:
+        if (sp_optimizer_parse(arg, &oc->type) != SP_OK)
+            return usage_error("unknown optimizer '%s' (choose sgd or adamw)", arg);
+        oc->given = 1;
+        break;
+    case OPT_LR: bad = parse_float("--lr", arg, 1e-12f, 1e6f, &oc->lr); break;
+    case OPT_LR_SCHEDULE:
+        if (!strcmp(arg, "constant")) oc->cosine = 0;
+        else if (!strcmp(arg, "cosine")) oc->cosine = 1;
+        else return usage_error("unknown learning-rate schedule '%s' (choose constant or cosine)", arg);
+        break;
+    case OPT_MOMENTUM: bad = parse_float("--momentum", arg, 0.0f, 0.999999f, &oc->momentum); break;
+    case OPT_WD: bad = parse_float("--weight-decay", arg, 0.0f, 1e6f, &oc->wd); break;
+    case OPT_SEED:
+        bad = parse_long("--seed", arg, 0, LONG_MAX, &v);
+        a->o.seed = (uint64_t)v;
+        a->given.seed = 1;
+        break;
+    case OPT_SAVE: a->save = arg; break;
+    case OPT_SAVE_EVERY: bad = parse_long("--save-every", arg, 1, LONG_MAX, &a->save_every); break;
+    case OPT_RESUME: a->resume = arg; break;
+    case OPT_LOAD: a->load = arg; break;
+    case OPT_JSON: a->json = 1; break;
+    case OPT_QUIET: a->quiet = 1; break;
+    }
+    return bad ? 2 : 0;
+}
+
+/* The defaults the data set decides (a checkpoint names its own data set). */
+static int data_set_defaults(struct train_args *a, const struct optimizer_choice *oc)
+{
+    const char *ckpt = a->resume ? a->resume : a->load;
+    enum data_kind kind;
+    if (!a->given.data && ckpt && run_meta_data_kind(ckpt, &kind))
+        a->data.kind = kind; /* an unreadable checkpoint is reported when it is loaded */
+    const struct data_set *set = data_set_of(a->data.kind);
+    if (a->o.stages < 0)
+        a->o.stages = set->stages;
+    sp_optimizer_defaults(&a->o.optimizer, oc->given ? oc->type : set->optimizer);
+    if (oc->lr > 0.0f)
+        a->o.optimizer.lr = oc->lr;
+    if (oc->momentum >= 0.0f)
+        a->o.optimizer.momentum = oc->momentum;
+    if (oc->wd >= 0.0f)
+        a->o.optimizer.weight_decay = oc->wd;
+    a->cosine = oc->cosine < 0 ? set->cosine : oc->cosine;
+    if (a->steps == -2)
+        a->steps = set->steps;
+    if (a->epochs == -2)
+        a->epochs = set->epochs;
+    if (!a->given.hidden) {
+        memcpy(a->model.hidden, set->hidden, sizeof(set->hidden));
+        a->model.n_hidden = set->n_hidden;
+    }
+    if (set->inputs) {
+        if (a->given.inputs || a->given.classes)
+            return usage_error("--inputs and --classes describe synthetic data; %s has %d and %d", set->name,
+                               set->inputs, set->classes);
+        a->data.inputs = set->inputs;
+        a->data.classes = set->classes;
+    }
+    return 0;
+}
+
+/* Options that only make sense together. */
+static int check(struct train_args *a)
+{
+    if (a->command == CMD_EVAL) {
+        if (!a->load)
+            return usage_error("eval needs --load PATH");
+        if (a->resume || a->save)
+            return usage_error("eval takes --load, not --save or --resume");
+    } else if (a->load) {
+        return usage_error("--load is for 'starpipe eval'; to continue training use --resume");
+    }
+    if (a->n_stage_ranks && !a->o.mpi)
+        return usage_error("--stage-ranks needs --mpi");
+    if (a->n_stage_ranks && a->n_stage_ranks != a->o.stages)
+        return usage_error("--stage-ranks needs one rank per stage (%d entries for %d stages)", a->n_stage_ranks,
+                           a->o.stages);
+    if (a->n_stage_ranks)
+        a->o.stage_ranks = a->stage_ranks;
+    if (a->n_cuts && a->n_cuts != a->o.stages - 1)
+        return usage_error("--cuts needs K-1 entries for --stages %d", a->o.stages);
+    if (a->n_cuts)
+        a->o.cuts = a->cuts;
+    if (a->steps > 0 && a->warmup >= a->steps)
+        return usage_error("--warmup must be less than --steps");
+    if (a->save_every && !a->save)
+        return usage_error("--save-every needs --save PATH");
+    if (a->o.batch % a->o.microbatches)
+        return usage_error("batch %d is not divisible by %d micro-batches (pick a batch that is a "
+                           "multiple of --microbatches)",
+                           a->o.batch, a->o.microbatches);
+    if (!data_set_of(a->data.kind)->inputs && a->o.batch > a->data.samples)
+        return usage_error("--batch is larger than the data set (--samples)");
+    if (a->cosine && a->command == CMD_TRAIN && a->steps < 0 && a->epochs < 0)
+        return usage_error("--lr-schedule cosine needs --steps or --epochs");
+    return 0;
+}
+
+int train_args_parse(int argc, char **argv, enum command command, struct train_args *a)
+{
+    struct optimizer_choice oc = {.lr = -1.0f, .momentum = -1.0f, .wd = -1.0f, .cosine = -1};
+    int c, rc;
+    defaults(a, command);
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            train_usage(stdout);
+            exit(0);
+        }
+        if (c == '?' || c == ':') {
+            if (optopt)
+                fprintf(stderr, "starpipe: option needs a value or is unknown: '%s'\n", argv[optind - 1]);
+            else
+                fprintf(stderr, "starpipe: unknown option '%s'\n", argv[optind - 1]);
+            fprintf(stderr, "(see 'starpipe %s --help')\n", cli_command());
+            return 2;
+        }
+        if ((rc = option(a, &oc, c, optarg)))
+            return rc;
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if ((rc = data_set_defaults(a, &oc)))
+        return rc;
+    return check(a);
+}
