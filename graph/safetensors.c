@@ -321,7 +321,7 @@ static int read_metadata(struct reader *r, sp_meta *meta)
         return 0;
     int more;
     do {
-        char k[64], v[256];
+        char k[sizeof(meta->key[0])], v[sizeof(meta->value[0])];
         if (read_string(r, k, sizeof(k)) || expect_char(r, ':') || read_string(r, v, sizeof(v)))
             return -1;
         if (sp_meta_set(meta, k, v) != SP_OK)

@@ -418,12 +418,17 @@ sp_status sp_trace_write_svg(sp_trainer_t *t, const char *path, long first_step,
 
 /* ---- checkpoints (safetensors) ------------------------------------------ */
 
-/* String key/value pairs stored in a checkpoint's "__metadata__". */
+/* String key/value pairs stored in a checkpoint's "__metadata__": up to
+ * SP_META_MAX keys of up to 63 characters, values of up to
+ * SP_META_VALUE_MAX − 1 (room for a text model's whole vocabulary, 512 code
+ * points written out). The struct is about 200 KB: fine on a thread's
+ * stack, not inside arrays. */
 #define SP_META_MAX 48
+#define SP_META_VALUE_MAX 4096
 typedef struct sp_meta {
     int n;
     char key[SP_META_MAX][64];
-    char value[SP_META_MAX][256];
+    char value[SP_META_MAX][SP_META_VALUE_MAX];
 } sp_meta;
 
 /* Adds or replaces a pair; keys and values are printable ASCII. */

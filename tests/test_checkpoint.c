@@ -65,14 +65,24 @@ static void resume_exact(sp_graph_t *g, sp_optimizer_type opt)
     path_of(path, "resume.safetensors");
     t = make(g, 2, SP_PLACEMENT_PINNED, opt);
     steps(t, 0, 3);
-    sp_meta m = {0};
+    static sp_meta m, back; /* about 200 KB each */
+    memset(&m, 0, sizeof(m));
     REQUIRE(sp_meta_set(&m, "note", "half way") == SP_OK, "meta");
+    /* the longest value a key may hold (a text model's vocabulary) survives the file */
+    static char longest[SP_META_VALUE_MAX + 1];
+    memset(longest, '7', SP_META_VALUE_MAX);
+    CHECK(sp_meta_set(&m, "long", longest) == SP_ERR_INVALID_ARG, "a value of %d characters must be refused",
+          SP_META_VALUE_MAX);
+    longest[SP_META_VALUE_MAX - 1] = '\0';
+    REQUIRE(sp_meta_set(&m, "long", longest) == SP_OK, "a value of %d characters: %s", SP_META_VALUE_MAX - 1,
+            sp_error_message());
     REQUIRE(sp_checkpoint_save(t, path, &m) == SP_OK, "%s", sp_error_message());
     sp_trainer_destroy(t);
 
-    sp_meta back;
     REQUIRE(sp_checkpoint_read_meta(path, &back) == SP_OK, "%s", sp_error_message());
     CHECK(sp_meta_get(&back, "note") && !strcmp(sp_meta_get(&back, "note"), "half way"), "custom metadata lost");
+    CHECK(sp_meta_get(&back, "long") && !strcmp(sp_meta_get(&back, "long"), longest),
+          "a metadata value of %d characters did not come back whole", SP_META_VALUE_MAX - 1);
     CHECK(sp_meta_get(&back, "starpipe.step") && !strcmp(sp_meta_get(&back, "starpipe.step"), "3"),
           "starpipe.step should be 3");
 
