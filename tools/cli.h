@@ -7,6 +7,7 @@
 #include "starpipe.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* The running subcommand ("train", "bench", ...), named in usage errors. */
 void cli_set_command(const char *name);
@@ -27,6 +28,13 @@ int parse_list(const char *opt, const char *s, int lo, int hi, int *out, int max
 void list_text(char *out, size_t cap, const int *v, int n);
 /* Monotonic seconds. */
 double now_s(void);
+/* v printed with fmt ("%.6f") as a JSON number, or "null" when it is not
+ * finite (JSON has no NaN or infinity); buf holds the text. */
+const char *json_num(char *buf, size_t cap, const char *fmt, double v);
+#define JSON_NUM(fmt, v) json_num((char[64]){0}, 64, fmt, v)
+/* s as a JSON string, quotes included: ", \ and control characters escaped,
+ * the other bytes (UTF-8) as they are. */
+void json_string(FILE *f, const char *s);
 
 /* `starpipe bench` (tools/bench.c). */
 int cmd_bench(int argc, char **argv);

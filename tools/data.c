@@ -1,20 +1,22 @@
 /*
  * data.c — the data sets the command trains on, one row each: the defaults
- * a data set decides for a run and one function that loads it. Also the
- * epoch's shuffled order and the copying of a batch out of it. Reading the
- * files themselves is the library's (models/idx.c, models/synthetic.c).
+ * a data set decides for a run (its main job's model, pipeline, optimizer
+ * and length) and one function that loads it. Also the epoch's shuffled
+ * order and the copying of a batch out of it. Reading the files themselves
+ * is the library's (models/idx.c, models/synthetic.c, models/text.c).
  */
 #include "cli.h"
 #include "train.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Fashion-MNIST: the training images and the test set; a rank that holds
  * neither the first nor the last stage reads only the counts. */
-static int load_fashion_mnist(const struct train_args *a, sp_dataset *train, sp_dataset *test, int need_x,
-                              int need_y)
+static int load_fashion_mnist(const struct train_args *a, struct data *d, int need_x, int need_y)
 {
+    sp_dataset *train = &d->train, *test = &d->test;
     sp_status s;
     if (need_x || need_y) {
         s = sp_fashion_mnist_load(a->data.dir, 1, need_x, train);
@@ -30,9 +32,9 @@ static int load_fashion_mnist(const struct train_args *a, sp_dataset *train, sp_
 }
 
 /* The seeded synthetic set: made whole where it is needed, else only its size. */
-static int load_synthetic(const struct train_args *a, sp_dataset *train, sp_dataset *test, int need_x, int need_y)
+static int load_synthetic(const struct train_args *a, struct data *d, int need_x, int need_y)
 {
-    (void)test;
+    sp_dataset *train = &d->train;
     if (!need_x && !need_y) {
         train->n = a->data.samples;
         train->features = a->data.inputs;
@@ -46,23 +48,60 @@ static int load_synthetic(const struct train_args *a, sp_dataset *train, sp_data
     return 0;
 }
 
+/* A character-level text: every rank reads it whole (a few MB), since its
+ * vocabulary sizes the model; the validation windows are fixed once. A
+ * checkpoint's vocabulary, when there is one, is the one the text must fit. */
+static int load_text(const struct train_args *a, struct data *d, int need_x, int need_y)
+{
+    (void)need_x, (void)need_y;
+    const int T = a->model.gpt.context;
+    sp_status s = sp_text_load(a->data.text, T, a->data.vocab, &d->text);
+    if (s != SP_OK && !strcmp(a->data.text, TEXT_DEFAULT_PATH) && access(a->data.text, F_OK) != 0) {
+        fprintf(stderr,
+                "starpipe: the default corpus %s is not installed: run scripts/setup.sh (as root) once, or "
+                "give --text PATH (any UTF-8 text file)\n",
+                a->data.text);
+        return 1;
+    }
+    if (s != SP_OK)
+        return cli_fail("loading the text", s);
+    d->n_val = sp_text_windows(&d->text, a->data.eval_windows, T, &d->val_x, &d->val_y);
+    if (d->n_val < 0) {
+        fprintf(stderr, "starpipe: out of memory\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* One row per data set: the defaults of its runs. The text row is the GPT
+ * main job (README): change its defaults here. */
 static const struct data_set sets[] = {
     [DATA_SYNTHETIC] = {
-        .name = "synthetic", .kind = DATA_SYNTHETIC,
+        .name = "synthetic", .kind = DATA_SYNTHETIC, .model = MODEL_MLP,
         .stages = 1, .hidden = {256, 256, 256}, .n_hidden = 3,
         .optimizer = SP_OPTIMIZER_SGD, .cosine = 0, .steps = 20, .epochs = -1,
         .load = load_synthetic,
     },
     [DATA_FASHION_MNIST] = {
-        .name = "fashion-mnist", .kind = DATA_FASHION_MNIST, .inputs = 28 * 28, .classes = 10,
+        .name = "fashion-mnist", .kind = DATA_FASHION_MNIST, .model = MODEL_MLP, .inputs = 28 * 28, .classes = 10,
         .stages = 2, .hidden = {512, 256}, .n_hidden = 2,
         .optimizer = SP_OPTIMIZER_ADAMW, .cosine = 1, .steps = -1, .epochs = 15,
         .has_test = 1, .epoch_lines = 1,
         .load = load_fashion_mnist,
     },
+    [DATA_TEXT] = {
+        .name = "text", .kind = DATA_TEXT, .model = MODEL_GPT,
+        .stages = 2, .microbatches = 4, .batch = 32,
+        .gpt = {.context = 64, .layers = 4, .heads = 4, .embd = 128, .dropout = 0.0f, .tie_embeddings = 0},
+        .optimizer = SP_OPTIMIZER_ADAMW, .lr = 1e-3f, .cosine = 1, .lr_warmup = 100, .steps = 2000, .epochs = -1,
+        .windows = 1, .eval_every = 250, .eval_windows = 64,
+        .load = load_text,
+    },
 };
 
 const struct data_set *data_set_of(enum data_kind kind) { return &sets[kind]; }
+
+const char *data_set_names(void) { return "synthetic, fashion-mnist or text"; }
 
 const struct data_set *data_set_find(const char *name)
 {
@@ -75,8 +114,8 @@ const struct data_set *data_set_find(const char *name)
 int data_load(const struct train_args *a, struct data *d, int need_x, int need_y)
 {
     d->set = data_set_of(a->data.kind);
-    int rc = d->set->load(a, &d->train, &d->test, need_x, need_y);
-    if (rc)
+    int rc = d->set->load(a, d, need_x, need_y);
+    if (rc || d->set->windows)
         return rc;
     if (a->o.batch > d->train.n) {
         fprintf(stderr, "starpipe: --batch %d is larger than the %d training samples\n", a->o.batch, d->train.n);
@@ -120,6 +159,9 @@ void data_free(struct data *d)
 {
     sp_dataset_destroy(&d->train);
     sp_dataset_destroy(&d->test);
+    sp_text_destroy(&d->text);
+    free(d->val_x);
+    free(d->val_y);
     free(d->order);
     memset(d, 0, sizeof(*d));
 }

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-static const char *const names[] = {[MODEL_MLP] = "mlp"};
+static const char *const names[] = {[MODEL_MLP] = "mlp", [MODEL_GPT] = "gpt"};
 
 const char *model_kind_name(enum model_kind kind)
 {
@@ -30,6 +30,12 @@ static sp_status build_mlp(const struct model_args *m, const struct data_args *d
     return sp_model_mlp(g, d->inputs, m->hidden, m->n_hidden, d->classes, m->gelu);
 }
 
+/* nanoGPT's GPT; its vocabulary was set from the text (or the checkpoint) */
+static sp_status build_gpt(const struct model_args *m, sp_graph_t *g)
+{
+    return sp_model_gpt(g, &m->gpt);
+}
+
 sp_status model_build(const struct model_args *m, const struct data_args *d, sp_graph_t **g)
 {
     sp_status s = sp_graph_create(g);
@@ -37,6 +43,7 @@ sp_status model_build(const struct model_args *m, const struct data_args *d, sp_
         return s;
     switch (m->kind) {
     case MODEL_MLP: return build_mlp(m, d, *g);
+    case MODEL_GPT: return build_gpt(m, *g);
     }
     return sp_set_error(SP_ERR_INVALID_ARG, "model kind %d unknown", (int)m->kind);
 }

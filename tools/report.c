@@ -1,9 +1,11 @@
 /*
  * report.c — what `starpipe train` and `starpipe eval` print: the plan of
  * the run, progress (a line per step, or per epoch with a progress bar on a
- * terminal), the timeline's figures, and the result as text or one JSON
- * object. Progress goes to stdout, or to stderr when stdout carries the
- * JSON; under MPI only rank 0 prints. It computes nothing the run needs.
+ * terminal; for a text, a progress bar on a terminal and a line per
+ * evaluation), the timeline's figures, and the result as text or one JSON
+ * object (strict JSON: a number that is not finite is null). Progress goes
+ * to stdout, or to stderr when stdout carries the JSON; under MPI only rank
+ * 0 prints. It computes nothing the run needs.
  */
 #include "cli.h"
 #include "train.h"
@@ -28,6 +30,16 @@ void report_plan(const struct train_args *a, const struct run *r)
             a->o.recompute ? " with recompute" : "", sp_trainer_policy_name(r->t),
             sp_placement_name(a->o.placement, a->o.placement_map), sp_trainer_worker_count(r->t),
             a->o.device == SP_DEVICE_CUDA ? "CUDA" : "CPU");
+    if (a->model.kind == MODEL_GPT) {
+        const sp_gpt_config *c = &a->model.gpt;
+        fprintf(r->progress,
+                "starpipe: GPT of %d layers, %d heads, %d wide, context %d, vocabulary %d%s%s (%.2f M parameters)\n",
+                c->layers, c->heads, c->embd, c->context, c->vocab, c->tie_embeddings ? ", tied embeddings" : "",
+                c->dropout > 0.0f ? ", dropout" : "", sp_graph_param_count(r->g) / 1e6);
+        fprintf(r->progress,
+                "starpipe: text %s: %ld characters for training, %ld for validation (%ld windows of %d)\n",
+                a->data.text, r->d.text.n_train, r->d.text.n - r->d.text.n_train, r->d.n_val, c->context);
+    }
 }
 
 static void progress_bar(FILE *f, long epoch, long epochs, long done, long total, double sps, float loss,
@@ -75,6 +87,46 @@ void report_epoch(const struct train_args *a, const struct run *r, float loss_su
             loss_n * a->o.batch / seconds, seconds);
 }
 
+void report_window_step(const struct train_args *a, const struct run *r)
+{
+    static double last_draw;
+    const double now = now_s();
+    if (a->quiet || !r->tty || (now - last_draw < 0.1 && r->step != a->steps))
+        return;
+    last_draw = now;
+    const long done = r->step, total = a->steps;
+    const double tokens = (double)r->loss_n * a->o.batch * a->model.gpt.context;
+    const double tps = tokens / (now - r->interval_t0 > 0 ? now - r->interval_t0 : 1e-9);
+    const double left = (double)(total - done) * a->o.batch * a->model.gpt.context / (tps > 0 ? tps : 1);
+    char bar[31], val[32];
+    const int fill = total ? (int)(30 * done / total) : 30;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[30] = '\0';
+    if (r->n_evals)
+        snprintf(val, sizeof(val), "%.4f", r->evals[r->n_evals - 1].val_loss);
+    else
+        snprintf(val, sizeof(val), "-");
+    fprintf(r->progress, "\rstep %ld/%ld [%s] %3d%%  %7.0f tokens/s  loss %.4f  val %s  left %4.0fs ", done, total,
+            bar, total ? (int)(100 * done / total) : 100, tps, r->loss_n ? r->loss_sum / r->loss_n : r->loss, val,
+            left);
+    fflush(r->progress);
+}
+
+void report_window_eval(const struct train_args *a, const struct run *r, double tokens_per_s)
+{
+    if (a->quiet)
+        return;
+    const struct run_eval *e = &r->evals[r->n_evals - 1];
+    if (r->tty)
+        fprintf(r->progress, "\n");
+    fprintf(r->progress, "step %ld/%ld: ", e->step, a->steps);
+    if (isfinite(e->train_loss))
+        fprintf(r->progress, "train loss %.4f, ", e->train_loss);
+    fprintf(r->progress, "val loss %.4f (nats per character), %.0f tokens/s, %.1f s\n", e->val_loss, tokens_per_s,
+            now_s() - r->t_start);
+}
+
 void report_timeline(const struct train_args *a, const struct run *r, const char *svg, long from)
 {
     if (a->quiet)
@@ -90,34 +142,64 @@ void report_timeline(const struct train_args *a, const struct run *r, const char
     fprintf(r->progress, "\n");
 }
 
+/* A text run's figures: the validation loss first (tools/gpt_reference.py reads it). */
+static void text_json(const struct train_args *a, const struct run *r)
+{
+    const struct run_eval *last = r->n_evals ? &r->evals[r->n_evals - 1] : NULL;
+    printf("\"val_loss\": %s, ", JSON_NUM("%.9g", r->test_loss));
+    if (a->command == CMD_TRAIN)
+        printf("\"train_loss\": %s, \"tokens_per_s\": %s, ", JSON_NUM("%.9g", last ? last->train_loss : NAN),
+               JSON_NUM("%.3f", r->samples_per_s * a->model.gpt.context));
+    printf("\"val_windows\": %ld, \"val_tokens\": %ld, \"context\": %d, \"vocab_size\": %d, \"params\": %zu, ",
+           r->d.n_val, r->d.n_val * a->model.gpt.context, a->model.gpt.context, a->model.gpt.vocab,
+           sp_graph_param_count(r->g));
+    if (a->command == CMD_TRAIN) {
+        printf("\"evals\": [");
+        for (long i = 0; i < r->n_evals; i++)
+            printf("%s{\"step\": %ld, \"train_loss\": %s, \"val_loss\": %s}", i ? ", " : "", r->evals[i].step,
+                   JSON_NUM("%.9g", r->evals[i].train_loss), JSON_NUM("%.9g", r->evals[i].val_loss));
+        printf("], ");
+    }
+    printf("\"text\": ");
+    json_string(stdout, a->data.text);
+    printf(", ");
+}
+
 static void result_json(const struct train_args *a, const struct run *r, uint64_t sum, double acc)
 {
+    const int windows = r->d.set->windows;
     printf("{");
+    if (windows)
+        text_json(a, r);
     if (a->command == CMD_TRAIN) {
         const int K = sp_trainer_stage_count(r->t);
         int starts[MAX_STAGES];
         sp_trainer_stage_starts(r->t, starts);
-        printf("\"final_loss\": %.9g, \"steps\": %ld, \"epochs\": %.4f, \"stages\": %d, \"stage_starts\": [",
-               r->loss, r->step, r->epoch + (double)r->batch_in_epoch / (r->per_epoch ? r->per_epoch : 1), K);
+        printf("\"final_loss\": %s, \"steps\": %ld, ", JSON_NUM("%.9g", r->loss), r->step);
+        if (!windows)
+            printf("\"epochs\": %.4f, ", r->epoch + (double)r->batch_in_epoch / (r->per_epoch ? r->per_epoch : 1));
+        printf("\"stages\": %d, \"stage_starts\": [", K);
         for (int k = 0; k < K; k++)
             printf("%s%d", k ? ", " : "", starts[k]);
         printf("], \"microbatches\": %d, \"batch\": %d, \"sched\": \"%s\", \"placement\": \"%s\", "
-               "\"workers\": %d, \"seconds\": %.6f, \"samples_per_s\": %.3f, \"schedule\": \"%s\", "
+               "\"workers\": %d, \"seconds\": %.6f, \"samples_per_s\": %s, \"schedule\": \"%s\", "
                "\"recompute\": %s, \"device\": \"%s\", \"tf32\": %s, ",
                a->o.microbatches, a->o.batch, sp_trainer_policy_name(r->t),
                sp_placement_name(a->o.placement, a->o.placement_map), sp_trainer_worker_count(r->t),
-               r->seconds, r->samples_per_s, sp_schedule_name(a->o.schedule),
+               r->seconds, JSON_NUM("%.3f", r->samples_per_s), sp_schedule_name(a->o.schedule),
                a->o.recompute ? "true" : "false", a->o.device == SP_DEVICE_CUDA ? "cuda" : "cpu",
                a->o.tf32 ? "true" : "false");
         if (r->have_stats)
-            printf("\"bubble_mean\": %.6f, \"bubble_ideal\": %.6f, \"peak_stash_bytes\": %.0f, "
+            printf("\"bubble_mean\": %s, \"bubble_ideal\": %s, \"peak_stash_bytes\": %.0f, "
                    "\"bytes_moved\": %.0f, \"bytes_between_ranks\": %.0f, ",
-                   r->stats.bubble_mean, r->stats.bubble_ideal, r->stats.peak_stash_bytes,
-                   r->stats.bytes_moved, r->stats.bytes_sent_mpi);
+                   JSON_NUM("%.6f", r->stats.bubble_mean), JSON_NUM("%.6f", r->stats.bubble_ideal),
+                   r->stats.peak_stash_bytes, r->stats.bytes_moved, r->stats.bytes_sent_mpi);
+    } else {
+        printf("\"seconds\": %.6f, ", r->seconds);
     }
     if (r->d.set->has_test)
-        printf("\"test_loss\": %.9g, \"test_accuracy\": %.6f, \"test_samples\": %d, ", r->test_loss, acc,
-               r->d.test.n);
+        printf("\"test_loss\": %s, \"test_accuracy\": %s, \"test_samples\": %d, ", JSON_NUM("%.9g", r->test_loss),
+               JSON_NUM("%.6f", acc), r->d.test.n);
     printf("\"params_checksum\": \"%016" PRIx64 "\"}\n", sum);
 }
 
@@ -131,6 +213,19 @@ void report_result(const struct train_args *a, struct run *r)
         /* the figures were printed by rank 0 */
     } else if (a->json) {
         result_json(a, r, sum, acc);
+    } else if (r->d.set->windows && a->command == CMD_EVAL) {
+        printf("val loss %.4f nats per character over %ld windows of %d characters of %s, params checksum %016" PRIx64
+               "\n",
+               r->test_loss, r->d.n_val, a->model.gpt.context, a->data.text, sum);
+    } else if (r->d.set->windows) {
+        if (!a->quiet) {
+            const struct run_eval *last = r->n_evals ? &r->evals[r->n_evals - 1] : NULL;
+            printf("val loss %.4f nats per character (%ld windows)", r->test_loss, r->d.n_val);
+            if (last && isfinite(last->train_loss))
+                printf(", train loss %.4f", last->train_loss);
+            printf(", %.0f tokens/s, %.1f s, params checksum %016" PRIx64 "\n",
+                   r->samples_per_s * a->model.gpt.context, r->seconds, sum);
+        }
     } else if (a->command == CMD_EVAL) {
         printf("test loss %.4f, test accuracy %.2f%% (%ld of %d), params checksum %016" PRIx64 "\n",
                r->test_loss, 100.0 * acc, r->correct, r->d.test.n, sum);

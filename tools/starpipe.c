@@ -4,6 +4,7 @@
  *
  *   starpipe train [options]          train a pipelined model (train.c)
  *   starpipe eval --load PATH [opts]  evaluate a checkpoint on the test set (train.c)
+ *   starpipe generate --load PATH     sample text from a GPT checkpoint (generate.c)
  *   starpipe bench [options]          compare policies, schedules, placements (bench.c)
  *   starpipe --help
  *
@@ -24,7 +25,8 @@ static const struct subcommand {
     int (*main)(int argc, char **argv);
 } commands[] = {
     {"train", "train a model with pipeline parallelism (checkpoints, timelines)", cmd_train},
-    {"eval", "evaluate a saved checkpoint on its data set's test set", cmd_eval},
+    {"eval", "evaluate a saved checkpoint on its data set's test set (or its text's validation windows)", cmd_eval},
+    {"generate", "sample text from a saved GPT with the pipelined forward pass", cmd_generate},
     {"bench", "compare StarPU policies, schedules and placements on one model", cmd_bench},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(*commands))
@@ -39,7 +41,7 @@ static void usage(FILE *f)
                "\n"
                "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'starpipe <command> --help' lists the options of a command.\n");
 }
 

@@ -19,7 +19,8 @@ enum {
     OPT_OPTIMIZER, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SEED, OPT_JSON, OPT_QUIET, OPT_DATA,
     OPT_DATA_DIR, OPT_EPOCHS, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOAD, OPT_LR_SCHEDULE,
     OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS, OPT_MPI, OPT_STAGE_RANKS,
-    OPT_DEVICE, OPT_TF32,
+    OPT_DEVICE, OPT_TF32, OPT_LAYERS, OPT_HEADS, OPT_EMBD, OPT_CONTEXT, OPT_DROPOUT, OPT_TIE, OPT_TEXT,
+    OPT_EVAL_EVERY, OPT_EVAL_WINDOWS, OPT_LR_WARMUP, OPT_LR_DECAY_STEPS,
 };
 
 static const struct option longopts[] = {
@@ -31,6 +32,15 @@ static const struct option longopts[] = {
     {"inputs", required_argument, 0, OPT_INPUTS},
     {"classes", required_argument, 0, OPT_CLASSES},
     {"samples", required_argument, 0, OPT_SAMPLES},
+    {"layers", required_argument, 0, OPT_LAYERS},
+    {"heads", required_argument, 0, OPT_HEADS},
+    {"embd", required_argument, 0, OPT_EMBD},
+    {"context", required_argument, 0, OPT_CONTEXT},
+    {"dropout", required_argument, 0, OPT_DROPOUT},
+    {"tie-embeddings", no_argument, 0, OPT_TIE},
+    {"text", required_argument, 0, OPT_TEXT},
+    {"eval-every", required_argument, 0, OPT_EVAL_EVERY},
+    {"eval-windows", required_argument, 0, OPT_EVAL_WINDOWS},
     {"stages", required_argument, 0, OPT_STAGES},
     {"cuts", required_argument, 0, OPT_CUTS},
     {"microbatches", required_argument, 0, OPT_MICRO},
@@ -53,6 +63,8 @@ static const struct option longopts[] = {
     {"optimizer", required_argument, 0, OPT_OPTIMIZER},
     {"lr", required_argument, 0, OPT_LR},
     {"lr-schedule", required_argument, 0, OPT_LR_SCHEDULE},
+    {"lr-warmup", required_argument, 0, OPT_LR_WARMUP},
+    {"lr-decay-steps", required_argument, 0, OPT_LR_DECAY_STEPS},
     {"momentum", required_argument, 0, OPT_MOMENTUM},
     {"weight-decay", required_argument, 0, OPT_WD},
     {"seed", required_argument, 0, OPT_SEED},
@@ -74,20 +86,22 @@ struct optimizer_choice {
     int cosine;             /* < 0: not given */
 };
 
-/* The defaults that do not depend on the data set. */
-static void defaults(struct train_args *a, enum command command)
+void train_args_defaults(struct train_args *a, enum command command)
 {
     memset(a, 0, sizeof(*a));
     a->command = command;
     a->model.kind = MODEL_MLP;
     a->model.hidden[0] = a->model.hidden[1] = a->model.hidden[2] = 256;
     a->model.n_hidden = 3;
+    sp_gpt_config_init(&a->model.gpt);
     a->data.kind = DATA_SYNTHETIC;
     a->data.dir = SP_FASHION_MNIST_DIR;
     a->data.inputs = 64;
     a->data.classes = 10;
     a->data.samples = 8192;
+    a->data.text = TEXT_DEFAULT_PATH;
     a->steps = a->epochs = -2; /* -2: not given */
+    a->lr_warmup = -1;         /* -1: not given */
     a->trace_steps = 2;
     sp_train_opts_init(&a->o);
     a->o.stages = -1;
@@ -104,14 +118,15 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
     switch (c) {
     case OPT_DATA:
         if (!(set = data_set_find(arg)))
-            return usage_error("unknown data set '%s' (choose synthetic or fashion-mnist)", arg);
+            return usage_error("unknown data set '%s' (choose %s)", arg, data_set_names());
         a->data.kind = set->kind;
         a->given.data = 1;
         break;
     case OPT_DATA_DIR: a->data.dir = arg; break;
     case OPT_MODEL:
         if (model_kind_parse(arg, &a->model.kind))
-            return usage_error("unknown model '%s' (available: mlp)", arg);
+            return usage_error("unknown model '%s' (available: mlp, gpt)", arg);
+        a->given.model = 1;
         break;
     case OPT_HIDDEN:
         bad = parse_list("--hidden", arg, 1, 1 << 16, a->model.hidden, MAX_LAYERS, &a->model.n_hidden);
@@ -125,10 +140,22 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
         break;
     case OPT_INPUTS: bad = parse_int("--inputs", arg, 1, 1 << 16, &a->data.inputs); a->given.inputs = 1; break;
     case OPT_CLASSES: bad = parse_int("--classes", arg, 2, 1 << 16, &a->data.classes); a->given.classes = 1; break;
-    case OPT_SAMPLES: bad = parse_int("--samples", arg, 1, 1 << 24, &a->data.samples); break;
+    case OPT_SAMPLES: bad = parse_int("--samples", arg, 1, 1 << 24, &a->data.samples); a->given.samples = 1; break;
+    case OPT_LAYERS: bad = parse_int("--layers", arg, 1, 1024, &a->model.gpt.layers); a->given.layers = 1; break;
+    case OPT_HEADS: bad = parse_int("--heads", arg, 1, 1 << 12, &a->model.gpt.heads); a->given.heads = 1; break;
+    case OPT_EMBD: bad = parse_int("--embd", arg, 1, 1 << 16, &a->model.gpt.embd); a->given.embd = 1; break;
+    case OPT_CONTEXT: bad = parse_int("--context", arg, 1, 1 << 16, &a->model.gpt.context); a->given.context = 1; break;
+    case OPT_DROPOUT: bad = parse_float("--dropout", arg, 0.0f, 0.99f, &a->model.gpt.dropout); a->given.dropout = 1; break;
+    case OPT_TIE: a->model.gpt.tie_embeddings = 1; a->given.tie = 1; break;
+    case OPT_TEXT: a->data.text = arg; a->given.text = 1; break;
+    case OPT_EVAL_EVERY: bad = parse_long("--eval-every", arg, 1, LONG_MAX, &a->eval_every); break;
+    case OPT_EVAL_WINDOWS:
+        bad = parse_long("--eval-windows", arg, 0, 1L << 30, &a->data.eval_windows);
+        a->given.eval_windows = 1;
+        break;
     case OPT_STAGES: bad = parse_int("--stages", arg, 1, MAX_STAGES, &a->o.stages); break;
     case OPT_CUTS: bad = parse_list("--cuts", arg, 1, INT_MAX, a->cuts, MAX_LAYERS * 2, &a->n_cuts); break;
-    case OPT_MICRO: bad = parse_int("--microbatches", arg, 1, 1 << 20, &a->o.microbatches); break;
+    case OPT_MICRO: bad = parse_int("--microbatches", arg, 1, 1 << 20, &a->o.microbatches); a->given.microbatches = 1; break;
     case OPT_BATCH: bad = parse_int("--batch", arg, 1, 1 << 24, &a->o.batch); a->given.batch = 1; break;
     case OPT_PLACEMENT:
         if (sp_placement_parse(arg, &a->o.placement) != SP_OK)
@@ -159,18 +186,24 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
         break;
     case OPT_CPUS: bad = parse_int("--cpus", arg, 1, 64, &a->o.ncpus); break;
     case OPT_STEPS: bad = parse_long("--steps", arg, 1, LONG_MAX / 2, &a->steps); break;
-    case OPT_EPOCHS: bad = parse_long("--epochs", arg, 1, 1L << 30, &a->epochs); break;
+    case OPT_EPOCHS: bad = parse_long("--epochs", arg, 1, 1L << 30, &a->epochs); a->given.epochs = 1; break;
     case OPT_WARMUP: bad = parse_int("--warmup", arg, 0, 1 << 30, &a->warmup); break;
     case OPT_OPTIMIZER:
         if (sp_optimizer_parse(arg, &oc->type) != SP_OK)
             return usage_error("unknown optimizer '%s' (choose sgd or adamw)", arg);
         oc->given = 1;
         break;
-    case OPT_LR: bad = parse_float("--lr", arg, 1e-12f, 1e6f, &oc->lr); break;
+    case OPT_LR: bad = parse_float("--lr", arg, 1e-12f, 1e6f, &oc->lr); a->given.lr = 1; break;
     case OPT_LR_SCHEDULE:
+        a->given.lr_schedule = 1;
         if (!strcmp(arg, "constant")) oc->cosine = 0;
         else if (!strcmp(arg, "cosine")) oc->cosine = 1;
         else return usage_error("unknown learning-rate schedule '%s' (choose constant or cosine)", arg);
+        break;
+    case OPT_LR_WARMUP: bad = parse_int("--lr-warmup", arg, 0, 1 << 30, &a->lr_warmup); a->given.lr_warmup = 1; break;
+    case OPT_LR_DECAY_STEPS:
+        bad = parse_long("--lr-decay-steps", arg, 1, LONG_MAX / 2, &a->lr_decay_steps);
+        a->given.lr_decay_steps = 1;
         break;
     case OPT_MOMENTUM: bad = parse_float("--momentum", arg, 0.0f, 0.999999f, &oc->momentum); break;
     case OPT_WD: bad = parse_float("--weight-decay", arg, 0.0f, 1e6f, &oc->wd); break;
@@ -189,19 +222,46 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
     return bad ? 2 : 0;
 }
 
-/* The defaults the data set decides (a checkpoint names its own data set). */
+/* The defaults the data set decides (a checkpoint names its own data set;
+ * --model gpt or --text alone mean text). */
 static int data_set_defaults(struct train_args *a, const struct optimizer_choice *oc)
 {
     const char *ckpt = a->resume ? a->resume : a->load;
     enum data_kind kind;
     if (!a->given.data && ckpt && run_meta_data_kind(ckpt, &kind))
         a->data.kind = kind; /* an unreadable checkpoint is reported when it is loaded */
+    else if (!a->given.data && !ckpt && ((a->given.model && a->model.kind == MODEL_GPT) || a->given.text))
+        a->data.kind = DATA_TEXT;
     const struct data_set *set = data_set_of(a->data.kind);
+    if (!a->given.model)
+        a->model.kind = set->model;
     if (a->o.stages < 0)
         a->o.stages = set->stages;
-    sp_optimizer_defaults(&a->o.optimizer, oc->given ? oc->type : set->optimizer);
+    if (!a->given.batch && set->batch)
+        a->o.batch = set->batch;
+    if (!a->given.microbatches && set->microbatches)
+        a->o.microbatches = set->microbatches;
+    const sp_optimizer_type type = oc->given ? oc->type : set->optimizer;
+    sp_optimizer_defaults(&a->o.optimizer, type);
     if (oc->lr > 0.0f)
         a->o.optimizer.lr = oc->lr;
+    else if (set->lr > 0.0f && type == set->optimizer)
+        a->o.optimizer.lr = set->lr;
+    if (a->lr_warmup < 0)
+        a->lr_warmup = set->lr_warmup;
+    if (set->model == MODEL_GPT) { /* the GPT options not given */
+        sp_gpt_config *c = &a->model.gpt;
+        c->context = a->given.context ? c->context : set->gpt.context;
+        c->layers = a->given.layers ? c->layers : set->gpt.layers;
+        c->heads = a->given.heads ? c->heads : set->gpt.heads;
+        c->embd = a->given.embd ? c->embd : set->gpt.embd;
+        c->dropout = a->given.dropout ? c->dropout : set->gpt.dropout;
+        c->tie_embeddings = a->given.tie ? c->tie_embeddings : set->gpt.tie_embeddings;
+    }
+    if (!a->eval_every)
+        a->eval_every = set->eval_every;
+    if (!a->given.eval_windows)
+        a->data.eval_windows = set->eval_windows;
     if (oc->momentum >= 0.0f)
         a->o.optimizer.momentum = oc->momentum;
     if (oc->wd >= 0.0f)
@@ -215,6 +275,8 @@ static int data_set_defaults(struct train_args *a, const struct optimizer_choice
         memcpy(a->model.hidden, set->hidden, sizeof(set->hidden));
         a->model.n_hidden = set->n_hidden;
     }
+    if (set->windows && (a->given.inputs || a->given.classes || a->given.samples))
+        return usage_error("--inputs, --classes and --samples describe synthetic data; text takes --text PATH");
     if (set->inputs) {
         if (a->given.inputs || a->given.classes)
             return usage_error("--inputs and --classes describe synthetic data; %s has %d and %d", set->name,
@@ -225,9 +287,42 @@ static int data_set_defaults(struct train_args *a, const struct optimizer_choice
     return 0;
 }
 
+/* Model and data options that only make sense together. A checkpoint's own
+ * model is checked against the command line when it is adopted
+ * (run_meta.c), with the checkpoint named. */
+static int check_model(struct train_args *a)
+{
+    const struct data_set *set = data_set_of(a->data.kind);
+    const int ckpt = a->resume || a->load;
+    if (!ckpt && set->model != a->model.kind)
+        return a->model.kind == MODEL_GPT
+                   ? usage_error("--model gpt trains on text (--data text, the default with --model gpt), not %s",
+                                 set->name)
+                   : usage_error("--data %s trains --model %s, not %s", set->name, model_kind_name(set->model),
+                                 model_kind_name(a->model.kind));
+    if (a->model.kind == MODEL_GPT && (a->given.hidden || a->given.activation))
+        return usage_error("--hidden and --activation describe an MLP; a GPT takes --layers, --heads, --embd, "
+                           "--context, --dropout, --tie-embeddings");
+    if (a->model.kind != MODEL_GPT && (a->given.layers || a->given.heads || a->given.embd || a->given.context ||
+                                       a->given.dropout || a->given.tie))
+        return usage_error("--layers, --heads, --embd, --context, --dropout and --tie-embeddings describe a GPT "
+                           "(--model gpt)");
+    if (!set->windows && (a->given.text || a->given.eval_windows || a->eval_every))
+        return usage_error("--text, --eval-every and --eval-windows are for --data text");
+    if (set->windows && a->given.epochs)
+        return usage_error("--epochs does not apply to text: a run draws random windows, so its length is --steps");
+    if (!ckpt && a->model.kind == MODEL_GPT && a->model.gpt.embd % a->model.gpt.heads)
+        return usage_error("--heads %d does not divide --embd %d (each head is embd/heads wide)",
+                           a->model.gpt.heads, a->model.gpt.embd);
+    return 0;
+}
+
 /* Options that only make sense together. */
 static int check(struct train_args *a)
 {
+    int rc = check_model(a);
+    if (rc)
+        return rc;
     if (a->command == CMD_EVAL) {
         if (!a->load)
             return usage_error("eval needs --load PATH");
@@ -255,7 +350,7 @@ static int check(struct train_args *a)
         return usage_error("batch %d is not divisible by %d micro-batches (pick a batch that is a "
                            "multiple of --microbatches)",
                            a->o.batch, a->o.microbatches);
-    if (!data_set_of(a->data.kind)->inputs && a->o.batch > a->data.samples)
+    if (a->data.kind == DATA_SYNTHETIC && a->o.batch > a->data.samples)
         return usage_error("--batch is larger than the data set (--samples)");
     if (a->cosine && a->command == CMD_TRAIN && a->steps < 0 && a->epochs < 0)
         return usage_error("--lr-schedule cosine needs --steps or --epochs");
@@ -266,7 +361,7 @@ int train_args_parse(int argc, char **argv, enum command command, struct train_a
 {
     struct optimizer_choice oc = {.lr = -1.0f, .momentum = -1.0f, .wd = -1.0f, .cosine = -1};
     int c, rc;
-    defaults(a, command);
+    train_args_defaults(a, command);
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

