@@ -233,13 +233,16 @@ static void print_rows(const struct bench_args *a, const struct row *r, int n)
         printf("{\"stages\": %d, \"microbatches\": %d, \"batch\": %d, \"rows\": [\n", a->o.stages, a->o.microbatches,
                a->o.batch);
         for (int i = 0; i < n; i++) {
-            printf("  {\"policy\": \"%s\", \"schedule\": \"%s\", \"placement\": \"%s\", \"step_ms\": %.4f, "
-                   "\"samples_per_s\": %.2f, \"speedup_vs_m1\": %.4f, \"bubble_mean\": %.4f, \"bubble_ideal\": %.4f, "
+            /* strict JSON: a figure that is not finite (a speed-up without its M = 1 row) is null */
+            printf("  {\"policy\": \"%s\", \"schedule\": \"%s\", \"placement\": \"%s\", \"step_ms\": %s, "
+                   "\"samples_per_s\": %s, \"speedup_vs_m1\": %s, \"bubble_mean\": %s, \"bubble_ideal\": %s, "
                    "\"bubble\": {",
-                   r[i].policy, sp_schedule_name(r[i].schedule), sp_placement_name(r[i].placement, NULL), r[i].step_ms,
-                   r[i].samples_per_s, r[i].speedup, r[i].stats.bubble_mean, r[i].stats.bubble_ideal);
+                   r[i].policy, sp_schedule_name(r[i].schedule), sp_placement_name(r[i].placement, NULL),
+                   JSON_NUM("%.4f", r[i].step_ms), JSON_NUM("%.2f", r[i].samples_per_s), JSON_NUM("%.4f", r[i].speedup),
+                   JSON_NUM("%.4f", r[i].stats.bubble_mean), JSON_NUM("%.4f", r[i].stats.bubble_ideal));
             for (int w = 0; w < r[i].stats.n_workers; w++)
-                printf("%s\"%s\": %.4f", w ? ", " : "", sp_worker_name(r[i].stats.worker[w]), r[i].stats.bubble[w]);
+                printf("%s\"%s\": %s", w ? ", " : "", sp_worker_name(r[i].stats.worker[w]),
+                       JSON_NUM("%.4f", r[i].stats.bubble[w]));
             printf("}, \"bytes_moved\": %.0f, \"bytes_between_ranks\": %.0f, \"peak_stash_bytes\": %.0f}%s\n",
                    r[i].stats.bytes_moved, r[i].stats.bytes_sent_mpi, r[i].stats.peak_stash_bytes, i + 1 < n ? "," : "");
         }
