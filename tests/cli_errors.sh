@@ -25,7 +25,7 @@ expect() {
 
 small=(--hidden 16,16 --inputs 8 --batch 16 --steps 2 --samples 64)
 expect 2 "unknown command" frobnicate
-expect 2 "unknown data set 'mnist'" train --data mnist
+expect 2 "unknown data set 'mnist' \(choose synthetic, fashion-mnist or text\)" train --data mnist
 expect 2 "unknown device 'tpu'" train --device tpu
 expect 2 "unknown schedule 'pipedream'" train --schedule pipedream
 expect 2 "--stage-ranks needs --mpi" train --stage-ranks 0
@@ -90,14 +90,15 @@ got=$(STARPU_SCHED=eager timeout 120 "$bin" train "${small[@]}" --sched dmda --j
 for opt in model hidden activation inputs classes samples stages cuts microbatches batch placement \
            sched cpus steps warmup optimizer lr momentum weight-decay seed json quiet help data data-dir \
            epochs save save-every resume load lr-schedule schedule chunks-per-worker recompute trace \
-           trace-steps mpi stage-ranks device tf32; do
+           trace-steps mpi stage-ranks device tf32 layers heads embd context dropout tie-embeddings text \
+           eval-every eval-windows lr-warmup lr-decay-steps; do
     grep -q -- "--$opt" "$tmp/help" || { echo "FAIL: --help does not document --$opt"; fails=$((fails + 1)); }
 done
 
 # the top-level help lists each command once and points to the commands' own
 # --help instead of printing their options; without a command it is an error
 if "$bin" --help >"$tmp/top" 2>"$tmp/err"; then
-    for c in train eval bench; do
+    for c in train eval generate bench; do
         [ "$(grep -cE "^  $c " "$tmp/top")" -eq 1 ] || { echo "FAIL: starpipe --help lists '$c' $(grep -cE "^  $c " "$tmp/top") times"; fails=$((fails + 1)); }
     done
     grep -q "starpipe <command> --help" "$tmp/top" || { echo "FAIL: starpipe --help does not point to the commands' --help"; fails=$((fails + 1)); }

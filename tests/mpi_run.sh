@@ -8,7 +8,11 @@
 # - a stage map naming a missing rank, and ranks given different options,
 #   fail with a message and a non-zero exit on every rank, without hanging;
 # - traces and the bench work under MPI (one track per rank and worker,
-#   bytes sent between ranks).
+#   bytes sent between ranks);
+# - a GPT with tied embeddings (the token embedding in stage 0 on rank 0, the
+#   LM head that reuses it in stage 1 on rank 1) and dropout trains the same
+#   weights under 2 ranks as in one process, for gpipe and 1f1b, and its
+#   validation loss is the same.
 # Exits 77 (skipped) when starpipe was built without StarPU-MPI or mpirun is missing.
 set -u
 bin=${1:?usage: mpi_run.sh path/to/starpipe}
@@ -61,6 +65,28 @@ a, b = (json.loads(open(p).read().strip().splitlines()[-1]) for p in sys.argv[1:
 assert a["params_checksum"] == b["params_checksum"], (a["params_checksum"], b["params_checksum"])
 assert a["test_accuracy"] == b["test_accuracy"], (a["test_accuracy"], b["test_accuracy"])
 PY
+
+# the tied GPT across two ranks: wte's gradient from stage 0 (rank 0) and the
+# LM head's from stage 1 (rank 1) meet in one fixed order
+python3 - "$tmp/text.txt" <<'PY'
+import random, sys
+r = random.Random(3)
+words = "to be or not that is the question whether tis nobler in mind suffer slings and arrows".split()
+lines = [" ".join(r.choice(words) for _ in range(r.randint(3, 8))).capitalize() + "." for _ in range(1500)]
+open(sys.argv[1], "w").write("\n".join(lines))
+PY
+gpt=(train --model gpt --text "$tmp/text.txt" --layers 2 --heads 2 --embd 16 --context 16 --batch 8 --microbatches 4
+     --stages 2 --tie-embeddings --dropout 0.1 --steps 4 --eval-every 2 --eval-windows 8 --cpus 1 --quiet --json)
+for sched in gpipe 1f1b; do
+    "$bin" "${gpt[@]}" --schedule "$sched" >"$tmp/gpt1.json" 2>"$tmp/err" || fail "GPT $sched in one process: $(cat "$tmp/err")"
+    mpi 2 "${gpt[@]}" --schedule "$sched" --mpi >"$tmp/gpt2.json" 2>"$tmp/err" || fail "GPT $sched under 2 ranks: $(tail -3 "$tmp/err")"
+    python3 - "$tmp/gpt1.json" "$tmp/gpt2.json" <<'PY' || fail "GPT $sched: 2 ranks differ from one process"
+import json, sys
+a, b = (json.loads(open(p).read().strip().splitlines()[-1]) for p in sys.argv[1:])
+assert a["params_checksum"] == b["params_checksum"], (a["params_checksum"], b["params_checksum"])
+assert a["val_loss"] == b["val_loss"], (a["val_loss"], b["val_loss"])
+PY
+done
 
 # checkpoints across process counts: 4 steps = 2 + save + 2 more
 half=(train --stages 4 --microbatches 4 --batch 64 --hidden 48,48,48 --inputs 24 --samples 256 --cpus 1 --quiet)

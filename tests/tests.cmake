@@ -40,6 +40,9 @@ set_tests_properties(cli_data PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 60
 add_test(NAME cli_trace COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_trace.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_trace PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
 
+add_test(NAME cli_gpt COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_gpt.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_gpt PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
+
 add_test(NAME mpi_run COMMAND ${CMAKE_SOURCE_DIR}/tests/mpi_run.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(mpi_run PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 1200 SKIP_RETURN_CODE 77)
 
