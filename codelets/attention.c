@@ -42,7 +42,7 @@ static struct attn_dims dims(const struct sp_op_call *c)
 /* Row-wise softmax of S (T, T) in place; causal rows stop at the diagonal
  * and the masked entries become 0. The exponentials are a vectorised loop
  * of their own (sp_exp), the sums run in order. */
-static void softmax_rows(float *S, int T, int causal)
+SP_VECTOR_CLONES static void softmax_rows(float *S, int T, int causal)
 {
     for (int i = 0; i < T; i++) {
         float *row = S + (long)i * T;

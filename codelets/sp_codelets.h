@@ -263,6 +263,7 @@ struct sp_stage_desc {
     int n_ops;
     struct sp_stage_op *ops;
     long stash_numel;          /* per sample: every tensor and saved value of the stage */
+    long grad_numel;           /* per sample: the tensors alone (the saved values come after them) */
     long work_numel;           /* per sample: the largest backward scratch of an op */
     int n_in;                  /* tensors arriving in act(s) */
     struct sp_stage_copy *in;

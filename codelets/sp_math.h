@@ -17,6 +17,17 @@
 #include <stdint.h>
 #include <string.h>
 
+/* A hot element-wise loop built twice, for x86-64-v3 (AVX2, FMA) and for
+ * the baseline, the loader picking the one the CPU runs (GCC's function
+ * multi-versioning): 8-wide vectors where the CPU has them, and a binary
+ * that still runs where it has not. The two clones may round differently
+ * (FMA); a machine always runs the same one, so runs stay bit-identical. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define SP_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SP_VECTOR_CLONES
+#endif
+
 static inline float sp_exp(float x)
 {
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;

@@ -220,7 +220,7 @@ static void zero_param_grads(const struct stage_run *r)
 static void run_backward(const struct stage_run *r, float *act, float *grads, const float *grad_in, int param_grads)
 {
     const struct sp_stage_desc *d = r->d;
-    r->be->zero(grads, (size_t)(d->rows * d->stash_numel));
+    r->be->zero(grads, (size_t)(d->rows * d->grad_numel));
     copy_blocks(r->be, grads, grad_in, d->rows, d->out, d->n_out, 1);
     for (int i = d->n_ops - 1; i >= 0; i--) {
         struct sp_op_call call;
@@ -250,10 +250,10 @@ static void stage_backward(const struct sp_backend *be, void *buffers[], void *c
     struct sp_stage_slots sl;
     struct stage_run r = stage_run(be, buffers, cl_arg, SP_PASS_BACKWARD, &sl);
     const struct sp_stage_desc *d = r.d;
-    const long full = d->rows * d->stash_numel;
+    const long n_grads = d->rows * d->grad_numel, n_acts = d->recompute ? d->rows * d->stash_numel : 0;
     float *grads = d->split_backward ? BUF(sl.gstash) : BUF(sl.work);
-    float *act = activations(&r, BUF(sl.stash), grads + full);
-    r.op_work = d->split_backward ? BUF(sl.work) : grads + (d->recompute ? 2 * full : full);
+    float *act = activations(&r, BUF(sl.stash), grads + n_grads);
+    r.op_work = d->split_backward ? BUF(sl.work) : grads + n_grads + n_acts;
     if (!d->split_backward)
         zero_param_grads(&r);
     run_backward(&r, act, grads, BUF(sl.grad_next), !d->split_backward);
@@ -269,7 +269,7 @@ static void stage_backward_weight(const struct sp_backend *be, void *buffers[], 
     struct stage_run r = stage_run(be, buffers, cl_arg, SP_PASS_WEIGHT, &sl);
     const struct sp_stage_desc *d = r.d;
     float *grads = BUF(sl.gstash);
-    float *act = d->recompute ? grads + d->rows * d->stash_numel : BUF(sl.stash);
+    float *act = d->recompute ? grads + d->rows * d->grad_numel : BUF(sl.stash);
     r.op_work = BUF(sl.work);
     zero_param_grads(&r);
     for (int i = d->n_ops - 1; i >= 0; i--) {

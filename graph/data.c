@@ -44,7 +44,8 @@ static sp_status check_sizes(const sp_trainer_t *t)
         const struct sp_stage_desc *d = &t->st[k].desc;
         const long full = t->rows * d->stash_numel;
         if ((s = check_size(full, "a stash", k)) == SP_OK &&
-            (s = check_size(full * (t->recompute ? 2 : 1) + t->rows * d->work_numel, "the backward workspace", k)) ==
+            (s = check_size(t->rows * (d->grad_numel + d->work_numel) + (t->recompute ? full : 0),
+                            "the backward workspace", k)) ==
                 SP_OK)
             s = check_size(t->rows * t->act_numel[k + 1], "the activations leaving", k);
     }
@@ -112,7 +113,7 @@ static sp_status register_stage(sp_trainer_t *t, int k)
     const struct sp_stage_desc *d = &sp->desc;
     const int owner = STAGE_RANK(t, k), zb = d->split_backward;
     const long full = t->rows * d->stash_numel, op_work = t->rows * d->work_numel;
-    const long acts = t->recompute ? 2 * full : full; /* gradients [+ recomputed activations] */
+    const long acts = t->rows * d->grad_numel + (t->recompute ? full : 0); /* gradients [+ recomputed activations] */
     reg(t, &sp->bwd_work_h, owner, NULL, acts + op_work, sizeof(float));
     if (t->recompute)
         reg(t, &sp->fwd_work_h, owner, NULL, full, sizeof(float));

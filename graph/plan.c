@@ -170,6 +170,7 @@ static sp_status plan_stage(sp_trainer_t *t, int s, const int *starts, int *live
             sp->shared_grad_use[d->n_shared_grads++] = use_of(g, p, id, k);
         }
     }
+    d->grad_numel = stash; /* gradients exist for the tensors, not for the saved values */
     for (int i = 0; i < d->n_ops; i++) {
         const struct sp_stage_op *o = &d->ops[i];
         d->ops[i].aux_off = stash;

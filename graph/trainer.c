@@ -268,6 +268,12 @@ sp_status sp_trainer_step(sp_trainer_t *t, const void *x, const void *targets, f
     return s;
 }
 
+/* Samples of chunk c (samples c·rows onwards) of n: rows, or what is left. */
+static long chunk_samples(const sp_trainer_t *t, long c, long n)
+{
+    return n - c * t->rows < t->rows ? n - c * t->rows : t->rows;
+}
+
 /* Copies samples [first, first + valid) into a micro-batch buffer, zero-padded. */
 static sp_status fill_chunk(sp_trainer_t *t, starpu_data_handle_t h, const void *src, size_t sample_bytes,
                             long first, long valid)
@@ -297,8 +303,7 @@ sp_status sp_trainer_evaluate(sp_trainer_t *t, const void *x, const void *target
     const long chunks = (n + t->rows - 1) / t->rows;
     for (long c = 0; c < chunks && s == SP_OK; c++) {
         const int m = (int)(c % t->M);
-        const long first = c * t->rows;
-        const long valid = n - first < t->rows ? n - first : t->rows;
+        const long first = c * t->rows, valid = chunk_samples(t, c, n);
         /* the last chunk is padded with zeros (label 0) and masked by `valid` */
         if (OWNS(t, 0))
             s = fill_chunk(t, ACT(t, 0, m), x, x_sample, first, valid);
@@ -336,14 +341,14 @@ sp_status sp_trainer_predict(sp_trainer_t *t, const void *x, long n, float *out)
     for (long c0 = 0; c0 < chunks && s == SP_OK; c0 += t->M) {
         const long group = chunks - c0 < t->M ? chunks - c0 : t->M;
         for (long c = c0; c < c0 + group && s == SP_OK; c++) {
-            const long first = c * t->rows, valid = n - first < t->rows ? n - first : t->rows;
+            const long first = c * t->rows, valid = chunk_samples(t, c, n);
             if (OWNS(t, 0))
                 s = fill_chunk(t, ACT(t, 0, (int)(c - c0)), x, x_sample, first, valid);
             if (s == SP_OK)
                 s = sp_submit_forward_chunk(t, (int)(c - c0));
         }
         for (long c = c0; c < c0 + group && s == SP_OK; c++) {
-            const long first = c * t->rows, valid = n - first < t->rows ? n - first : t->rows;
+            const long first = c * t->rows, valid = chunk_samples(t, c, n);
             starpu_data_handle_t h = ACT(t, t->K, (int)(c - c0));
             if (t->mpi)
                 sp_mpi_fetch_everywhere(h);
