@@ -6,12 +6,25 @@
 #   2. StarPU 1.4.10 from Debian's own source package (sid), built with CUDA when
 #      nvcc is found, installed under $STARPU_PREFIX (default /opt/starpu-1.4).
 #      An installed StarPU 1.4 that pkg-config already finds is used instead.
+#   3. Only with --simgrid: Debian's libsimgrid-dev and a second StarPU 1.4.10,
+#      configured with --enable-simgrid (no CUDA, no MPI), under
+#      $STARPU_SIMGRID_PREFIX (default /opt/starpu-1.4-simgrid); CMake then also
+#      builds the simulating command, starpipe-sim (README, "Simulation").
 # It does not build starpipe itself; scripts/build.sh does.
 set -euo pipefail
+
+SIMGRID=0
+for arg in "$@"; do
+    case "$arg" in
+    --simgrid) SIMGRID=1 ;;
+    *) echo "usage: setup.sh [--simgrid]" >&2; exit 2 ;;
+    esac
+done
 
 STARPU_VERSION=1.4.10
 STARPU_DEB_VERSION=1.4.10+dfsg-2
 STARPU_PREFIX=${STARPU_PREFIX:-/opt/starpu-1.4}
+STARPU_SIMGRID_PREFIX=${STARPU_SIMGRID_PREFIX:-/opt/starpu-1.4-simgrid}
 SRC_DIR=${STARPU_SRC_DIR:-/var/cache/starpipe/src}
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -20,6 +33,7 @@ say() { printf 'setup: %s\n' "$*"; }
 PKGS=(build-essential cmake pkg-config gfortran libhwloc-dev hwloc libfxt-dev
       libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin
       dataset-fashion-mnist dpkg-dev xz-utils python3)
+[ "$SIMGRID" = 1 ] && PKGS+=(libsimgrid-dev libboost-dev)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
@@ -34,17 +48,9 @@ else
     say "Debian packages already installed"
 fi
 
-# --- 2. StarPU 1.4 -------------------------------------------------------------
-export PKG_CONFIG_PATH="$STARPU_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-if pkg-config --exists starpu-1.4; then
-    say "StarPU $(pkg-config --modversion starpu-1.4) found at $(pkg-config --variable=prefix starpu-1.4)"
-    exit 0
-fi
-
-NVCC=""
-if command -v nvcc >/dev/null 2>&1; then NVCC=$(command -v nvcc)
-elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc; fi
-
+# Sets $tarball: the upstream tarball from Debian's source package (sid),
+# downloaded once into $SRC_DIR and reused by later runs.
+starpu_tarball() {
 mkdir -p "$SRC_DIR"
 tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* 2>/dev/null | head -n1 || true)
 if [ -z "$tarball" ]; then
@@ -62,6 +68,50 @@ SRC
     rm -f /etc/apt/sources.list.d/starpipe-sid-src.sources
     tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* | head -n1)
 fi
+}
+
+# --- 3. (--simgrid) the simulating StarPU ------------------------------------
+# The same tarball and options as step 2, plus --enable-simgrid, without CUDA
+# (StarPU refuses CUDA with SimGrid; it simulates GPUs from their perf models),
+# MPI (SimGrid's MPI needs a static build) and FxT.
+simgrid_starpu() {
+    local cfgh="$STARPU_SIMGRID_PREFIX/include/starpu/1.4/starpu_config.h"
+    if [ -f "$STARPU_SIMGRID_PREFIX/lib/pkgconfig/starpu-1.4.pc" ] && grep -q '^#define STARPU_SIMGRID 1' "$cfgh" 2>/dev/null; then
+        say "SimGrid StarPU found at $STARPU_SIMGRID_PREFIX"
+        return 0
+    fi
+    local tarball build_dir
+    starpu_tarball
+    build_dir="$SRC_DIR/starpu-$STARPU_VERSION-simgrid-build"
+    rm -rf "$build_dir"; mkdir -p "$build_dir"
+    say "unpacking $tarball for the SimGrid build"
+    tar -xf "$tarball" -C "$build_dir" --strip-components=1
+    local sg=(--prefix="$STARPU_SIMGRID_PREFIX" --enable-simgrid --enable-maxcpus=64 --enable-maxcudadev=8
+              --disable-starpufft --disable-build-doc --disable-build-examples
+              --disable-build-tests --disable-fortran --disable-starpupy --disable-socl
+              --disable-opencl --disable-mlr --disable-cuda --disable-mpi --without-fxt)
+    cd "$build_dir"
+    say "configuring the SimGrid StarPU: ${sg[*]}"
+    ./configure "${sg[@]}" > configure.log 2>&1 || { tail -n 40 configure.log; exit 1; }
+    say "building the SimGrid StarPU (a few minutes)"
+    make -j"$(nproc)" > make.log 2>&1 || { tail -n 60 make.log; exit 1; }
+    make install > install.log 2>&1 || { tail -n 40 install.log; exit 1; }
+    say "SimGrid StarPU installed in $STARPU_SIMGRID_PREFIX"
+}
+
+# --- 2. StarPU 1.4 -------------------------------------------------------------
+export PKG_CONFIG_PATH="$STARPU_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+if pkg-config --exists starpu-1.4; then
+    say "StarPU $(pkg-config --modversion starpu-1.4) found at $(pkg-config --variable=prefix starpu-1.4)"
+    [ "$SIMGRID" = 1 ] && simgrid_starpu
+    exit 0
+fi
+
+NVCC=""
+if command -v nvcc >/dev/null 2>&1; then NVCC=$(command -v nvcc)
+elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc; fi
+
+starpu_tarball
 
 build_dir="$SRC_DIR/starpu-$STARPU_VERSION-build"
 rm -rf "$build_dir"; mkdir -p "$build_dir"
@@ -108,3 +158,5 @@ say "building StarPU (a few minutes)"
 make -j"$(nproc)" > make.log 2>&1 || { tail -n 60 make.log; exit 1; }
 make install > install.log 2>&1 || { tail -n 40 install.log; exit 1; }
 say "StarPU $(PKG_CONFIG_PATH=$STARPU_PREFIX/lib/pkgconfig pkg-config --modversion starpu-1.4) installed in $STARPU_PREFIX"
+[ "$SIMGRID" = 1 ] && simgrid_starpu
+exit 0
