@@ -122,9 +122,13 @@ void layernorm_backward_cuda(const struct sp_op_call *c);
 void softmax_cross_entropy_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
 void mse_loss_cuda(const struct sp_loss_call *c, double *acc, double *row_work, int first, int count_correct);
 /* SP_CUDA(fn) is fn in a CUDA build, NULL otherwise: one table row, one codelet
- * literal, whatever the build. */
+ * literal, whatever the build. The simulating build (StarPU with SimGrid,
+ * graph/simulate.c) has no CUDA but simulates GPUs: a non-NULL placeholder
+ * tells StarPU a CUDA version exists; it is never called there. */
 #ifdef SP_HAVE_CUDA
 #define SP_CUDA(fn) fn
+#elif defined(STARPU_SIMGRID)
+#define SP_CUDA(fn) ((void *)1)
 #else
 #define SP_CUDA(fn) NULL
 #endif

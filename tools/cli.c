@@ -3,6 +3,7 @@
  * values (a bad value names the option and what it expects) and a clock.
  */
 #include "cli.h"
+#include "starpipe.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 int usage_error(const char *fmt, ...)
 {
@@ -94,10 +94,5 @@ void list_text(char *out, size_t cap, const int *v, int n)
     }
 }
 
-double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+double now_s(void) { return sp_clock_s(); } /* simulated time in starpipe-sim */
 

@@ -4,6 +4,7 @@
  *   starpipe train [options]          train a pipelined model
  *   starpipe eval --load PATH [opts]  evaluate a checkpoint on the test set
  *   starpipe bench [opts]             compare policies, schedules, placements (tools/bench.c)
+ *   starpipe simulate [opts]          the same run in simulated time (tools/simulate.c)
  *   starpipe --help
  *
  * Exit status: 0 on success, 2 for bad usage (unknown option, bad value),
@@ -63,6 +64,7 @@ static void usage(FILE *f)
             "usage: starpipe train [options]\n"
             "       starpipe eval --load PATH [options]\n"
             "       starpipe bench [options]   (see starpipe bench --help)\n"
+            "       starpipe simulate [options] (see starpipe simulate --help)\n"
             "\n"
             "Trains a model with pipeline parallelism on StarPU: the model is cut into K\n"
             "stages, each batch into M micro-batches, and every (stage, micro-batch,\n"
@@ -120,6 +122,8 @@ static void usage(FILE *f)
             "  --trace PATH          measured timeline of the last training steps: Chrome trace JSON at\n"
             "                        PATH (Perfetto) and an SVG Gantt chart beside it (.json -> .svg)\n"
             "  --trace-steps N       steps the timeline covers (default 2)\n"
+            "  --calibrate DIR       record the codelets' perf models into DIR (a StarPU home) for\n"
+            "                        'starpipe simulate --calibration DIR'\n"
             "  --json                end with one JSON object (progress then goes to stderr)\n"
             "  --quiet               no progress lines\n"
             "  -h, --help            this help\n"
@@ -842,6 +846,13 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "simulate"))
+        return cmd_simulate("train", argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench") && sim_bench_asked(argc - 1, argv + 1))
+        return cmd_simulate("bench", argc - 1, argv + 1);
+    int rc = sim_take_calibrate(&argc, argv);
+    if (rc)
+        return rc;
     if (!strcmp(argv[1], "bench"))
         return cmd_bench(argc - 1, argv + 1);
     struct args a;
@@ -852,7 +863,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "starpipe: unknown command '%s' (available: train, eval, bench)\n", argv[1]);
         return 2;
     }
-    int rc = parse_args(argc - 1, argv + 1, &a);
+    rc = parse_args(argc - 1, argv + 1, &a);
     if (rc)
         return rc;
     a.print = 1;
