@@ -128,13 +128,16 @@ def platform_xml(ncpus, cpu_speed, ngpus, gpu, host_bw, host_lat, gpu_bw, gpu_la
 
 
 def matrix(ngpus, host, gpu, comment):
-    """StarPU's bus matrix over the memory nodes (NUMA0, then CUDA0..): MB/s or µs."""
+    """StarPU's bus matrix over the memory nodes (NUMA0, then CUDA0..): MB/s or µs.
+
+    StarPU's reader loses the last value of every row and the last row (it
+    writes its own files padded with nan up to its node limit), so the matrix
+    gets one more column and row of nan."""
     n = 1 + ngpus
     lines = ["# to " + "\t".join(["NUMA 0"] + [f"CUDA {i}" for i in range(ngpus)]) + f"\t({comment})"]
-    for s in range(n):
-        row = []
-        for d in range(n):
-            row.append(0.0 if s == d else host if s == 0 or d == 0 else gpu)
+    for s in range(n + 1):
+        row = [float("nan") if s == n or d == n else 0.0 if s == d else host if s == 0 or d == 0 else gpu
+               for d in range(n + 1)]
         lines.append("\t".join(f"{v:e}" for v in row))
     return "\n".join(lines) + "\n"
 
