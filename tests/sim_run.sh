@@ -9,7 +9,9 @@
 #     worker runs two tasks at once;
 #   - bench --simulate gives a row per combination, deterministically;
 #   - a what-if machine with more cores (tools/whatif_platform.py) runs with
-#     one worker per core;
+#     one worker per core, and one with GPUs (from StarPU's shipped 4-GPU
+#     calibration and CPU models relabelled as CUDA ones, a fixture) moves
+#     data between simulated GPUs;
 #   - a missing calibration, a directory that holds none, a foreign machine,
 #     a platform file that does not parse and a configuration never calibrated
 #     stop with a message naming what is missing, never with a zero-cost run.
@@ -137,6 +139,47 @@ if python3 "$here/tools/whatif_platform.py" --calibration "$cal" --name whatif6 
 else
     cat "$tmp/whatif"
     fail "whatif_platform.py"
+fi
+
+# 6. simulated GPUs: StarPU's own calibrated bus of a 4-GPU machine (sirocco,
+# shipped with StarPU) and, standing in for a GPU calibration, this test's
+# CPU models relabelled as CUDA ones (a fixture: only the plumbing is checked
+# — GPU platform, links, transfers, one worker per GPU — not any GPU timing)
+shipped=${STARPU_SIMGRID_PREFIX:-/opt/starpu-1.4-simgrid}/share/starpu/perfmodels/sampling/bus
+if [ -f "$shipped/sirocco.platform.v4.xml" ]; then
+    gcal=$tmp/gcal
+    mkdir -p "$gcal/.starpu/sampling/bus"
+    for f in platform.v4.xml config bandwidth latency affinity; do cp "$shipped/sirocco.$f" "$gcal/.starpu/sampling/bus/"; done
+    python3 - "$cal/.starpu/sampling/codelets" "$gcal/.starpu/sampling/codelets" <<'PY' || fail "GPU fixture"
+import glob, os, sys
+src, dst = sys.argv[1:]
+for f in glob.glob(os.path.join(src, "*", "starpipe_*")):
+    if os.path.basename(f).split(".")[-1] in ("whatif6", "g2"):
+        continue
+    lines = open(f).read().split("\n")
+    out = ["1" if i and lines[i - 1].startswith("# device type (CPU") else l for i, l in enumerate(lines)]
+    to = os.path.join(dst, os.path.basename(os.path.dirname(f)))
+    os.makedirs(to, exist_ok=True)
+    base = os.path.basename(f).rsplit(".", 1)[0]
+    open(os.path.join(to, base + ".sirocco"), "w").write("\n".join(out))
+PY
+    python3 "$here/tools/whatif_platform.py" --calibration "$gcal" --machine sirocco --name nv3 --cpus 4 --gpus 3 \
+        --host-bandwidth 25 --host-latency 10 --gpu-bandwidth 450 --gpu-latency 2 --gpu-link direct >"$tmp/whatif" 2>&1 ||
+        { cat "$tmp/whatif"; fail "GPU what-if machine"; }
+    for i in 1 2; do
+        STARPU_NWORKER_PER_CUDA=1 "$bin" simulate --calibration "$gcal" --machine nv3 "${model[@]}" --stages 3 \
+            --microbatches 4 --steps 4 --sched dmda --device cuda --json --quiet --trace "$tmp/gpu$i.json" \
+            >"$tmp/gpu$i.out" 2>"$tmp/err" || { cat "$tmp/err"; fail "simulated GPUs: run $i"; }
+    done
+    grep -q "no bus performance model" "$tmp/err" && fail "simulated GPUs: StarPU lacks a bus figure: $(cat "$tmp/err")"
+    cmp -s "$tmp/gpu1.out" "$tmp/gpu2.out" || fail "simulated GPUs: two simulations differ"
+    python3 -c "
+import json
+d = json.loads(open('$tmp/gpu1.out').read().strip().splitlines()[-1])
+assert d['workers'] == 3 and d['device'] == 'cuda' and d['bytes_moved'] > 0, d
+names = {e['args']['name'] for e in json.load(open('$tmp/gpu1.json'))['traceEvents'] if e.get('ph') == 'M'}
+assert len([n for n in names if n.startswith('CUDA ')]) == 3, names
+" || fail "simulated GPUs: expected 3 CUDA workers and bytes moved"
 fi
 
 if [ "$fails" -ne 0 ]; then
