@@ -33,7 +33,7 @@ say() { printf 'setup: %s\n' "$*"; }
 PKGS=(build-essential cmake pkg-config gfortran libhwloc-dev hwloc libfxt-dev
       libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin
       dataset-fashion-mnist dpkg-dev xz-utils python3)
-[ "$SIMGRID" = 1 ] && PKGS+=(libsimgrid-dev libboost-dev)
+if [ "$SIMGRID" = 1 ]; then PKGS+=(libsimgrid-dev libboost-dev); fi
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
@@ -103,7 +103,7 @@ simgrid_starpu() {
 export PKG_CONFIG_PATH="$STARPU_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 if pkg-config --exists starpu-1.4; then
     say "StarPU $(pkg-config --modversion starpu-1.4) found at $(pkg-config --variable=prefix starpu-1.4)"
-    [ "$SIMGRID" = 1 ] && simgrid_starpu
+    if [ "$SIMGRID" = 1 ]; then simgrid_starpu; fi
     exit 0
 fi
 
@@ -158,5 +158,5 @@ say "building StarPU (a few minutes)"
 make -j"$(nproc)" > make.log 2>&1 || { tail -n 60 make.log; exit 1; }
 make install > install.log 2>&1 || { tail -n 40 install.log; exit 1; }
 say "StarPU $(PKG_CONFIG_PATH=$STARPU_PREFIX/lib/pkgconfig pkg-config --modversion starpu-1.4) installed in $STARPU_PREFIX"
-[ "$SIMGRID" = 1 ] && simgrid_starpu
+if [ "$SIMGRID" = 1 ]; then simgrid_starpu; fi
 exit 0
