@@ -405,12 +405,20 @@ int cmd_simulate(const char *sub, int argc, char **argv)
     rest[nrest++] = "starpipe-sim";
     rest[nrest++] = "--log=root.thres:warning"; /* SimGrid's own option (it takes it out): no INFO lines */
     rest[nrest++] = (char *)sub;
+    static const char *names_[] = {"--calibration", "--machine", "--platform"};
     for (int i = 1; i < argc; i++) {
-        const char **slot = !strcmp(argv[i], "--calibration") ? &calibration
-                            : !strcmp(argv[i], "--machine")   ? &machine
-                            : !strcmp(argv[i], "--platform")  ? &platform
-                                                              : NULL;
-        if (slot) {
+        const char **slots[] = {&calibration, &machine, &platform};
+        const char **slot = NULL, *inline_value = NULL;
+        for (int k = 0; k < 3 && !slot; k++) {
+            size_t len = strlen(names_[k]);
+            if (!strcmp(argv[i], names_[k]))
+                slot = slots[k];
+            else if (!strncmp(argv[i], names_[k], len) && argv[i][len] == '=')
+                slot = slots[k], inline_value = argv[i] + len + 1;
+        }
+        if (slot && inline_value) {
+            *slot = inline_value;
+        } else if (slot) {
             if (i + 1 >= argc) {
                 free(rest);
                 return usage_error("%s needs a value", argv[i]);
