@@ -110,7 +110,7 @@ def main():
             ideal = k * m / (m + k - 1)
             s = sps[(k, m)] / base
             a, t = GPIPE_AMOEBANET.get((k, m)), GPIPE_TRANSFORMER.get((k, m))
-            print(f"| {k} | {m} | {s:.2f} | {ideal:.2f} | {s / ideal:.0%} | {a if a else '-'} | {t if t else '-'} |")
+            print(f"| {k} | {m} | {s:.2f} | {ideal:.2f} | {s / ideal:.0%} | {f'{a:.2f}' if a else '-'} | {f'{t:.2f}' if t else '-'} |")
     return 0
 
 
