@@ -860,7 +860,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "eval"))
         a.eval_only = 1;
     else if (strcmp(argv[1], "train")) {
-        fprintf(stderr, "starpipe: unknown command '%s' (available: train, eval, bench)\n", argv[1]);
+        fprintf(stderr, "starpipe: unknown command '%s' (available: train, eval, bench, simulate)\n", argv[1]);
         return 2;
     }
     rc = parse_args(argc - 1, argv + 1, &a);
