@@ -216,9 +216,13 @@ SP_HOST_DEVICE static inline float sp_dropout_uniform(uint64_t seed, long step, 
 }
 
 /* SP_CUDA(fn) is fn in a CUDA build, NULL otherwise: one table row, one codelet
- * literal, whatever the build. */
+ * literal, whatever the build. The simulating build (StarPU with SimGrid,
+ * graph/simulate.c) has no CUDA but simulates GPUs: a non-NULL placeholder
+ * tells StarPU a CUDA version exists; it is never called there. */
 #ifdef SP_HAVE_CUDA
 #define SP_CUDA(fn) fn
+#elif defined(STARPU_SIMGRID)
+#define SP_CUDA(fn) ((void *)1)
 #else
 #define SP_CUDA(fn) NULL
 #endif

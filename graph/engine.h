@@ -169,4 +169,9 @@ struct sp_trace_arg {
 };
 void sp_trace_record(void *arg);
 
+/* simulate.c: in the simulating build (StarPU with SimGrid), SP_ERR_STARPU and
+ * a message naming the codelet when a worker allowed to run the task has no
+ * calibrated model for it; SP_OK otherwise and always in the normal build */
+sp_status sp_simulate_check_task(struct starpu_task *task);
+
 #endif /* SP_ENGINE_H */

@@ -138,6 +138,13 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
         task->callback_arg = a;
         task->callback_arg_free = 1;
     }
+    sp_status sim = sp_simulate_check_task(task); /* simulating build: refuse a task no model can time */
+    if (sim != SP_OK) {
+        task->destroy = 0;
+        starpu_task_destroy(task);
+        t->broken = 1;
+        return sim;
+    }
     int ret = starpu_task_submit(task);
     if (t->mpi)
         sp_mpi_task_post_build(cl, descr, n);

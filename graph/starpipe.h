@@ -463,6 +463,17 @@ sp_status sp_partition_cuts(const sp_graph_t *g, int k, const int *cuts, int *st
 /* Estimated forward FLOPs per sample of op i. */
 double sp_graph_op_flops(const sp_graph_t *g, int i);
 
+/* ---- simulation (README, "Simulation") ----------------------------------
+ * The same library built against a StarPU configured with --enable-simgrid
+ * (the starpipe-sim command) runs every task in simulated time, taken from
+ * the perf models a real run calibrated; no value is computed there. */
+
+/* 1 in the simulating build, 0 otherwise. */
+int sp_simulated(void);
+/* Seconds on the clock that means something: simulated time in the
+ * simulating build, CLOCK_MONOTONIC otherwise. */
+double sp_clock_s(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,14 +10,27 @@
 #   3. StarPU 1.4.10 from Debian's own source package (sid), built with CUDA when
 #      nvcc is found, installed under $STARPU_PREFIX (default /opt/starpu-1.4).
 #      An installed StarPU 1.4 that pkg-config already finds is used instead.
+#   4. Only with --simgrid: Debian's libsimgrid-dev and a second StarPU 1.4.10,
+#      configured with --enable-simgrid (no CUDA, no MPI), under
+#      $STARPU_SIMGRID_PREFIX (default /opt/starpu-1.4-simgrid); CMake then also
+#      builds the simulating command, starpipe-sim (README, "Simulation").
 # It does not build starpipe itself; scripts/build.sh does. Progress goes to
 # stderr, one line per phase (callers may silence stdout); the long outputs
 # go to log files in the StarPU build folder, shown when a phase fails.
 set -euo pipefail
 
+SIMGRID=0
+for arg in "$@"; do
+    case "$arg" in
+    --simgrid) SIMGRID=1 ;;
+    *) echo "usage: setup.sh [--simgrid]" >&2; exit 2 ;;
+    esac
+done
+
 STARPU_VERSION=1.4.10
 STARPU_DEB_VERSION=1.4.10+dfsg-2
 STARPU_PREFIX=${STARPU_PREFIX:-/opt/starpu-1.4}
+STARPU_SIMGRID_PREFIX=${STARPU_SIMGRID_PREFIX:-/opt/starpu-1.4-simgrid}
 SRC_DIR=${STARPU_SRC_DIR:-/var/cache/starpipe/src}
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -26,6 +39,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 PKGS=(build-essential cmake pkg-config gfortran libhwloc-dev hwloc libfxt-dev
       libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin
       dataset-fashion-mnist dpkg-dev xz-utils python3 python3-pip)
+if [ "$SIMGRID" = 1 ]; then PKGS+=(libsimgrid-dev libboost-dev); fi
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
@@ -75,18 +89,9 @@ PY
     say "text corpus: $(wc -c < "$CORPUS") bytes in $CORPUS"
 fi
 
-# --- 3. StarPU 1.4 -------------------------------------------------------------
-export PKG_CONFIG_PATH="$STARPU_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-if pkg-config --exists starpu-1.4; then
-    say "StarPU $(pkg-config --modversion starpu-1.4) found at $(pkg-config --variable=prefix starpu-1.4)"
-    exit 0
-fi
-
-say "StarPU 1.4 not found: building StarPU $STARPU_VERSION into $STARPU_PREFIX (once, a few minutes)"
-NVCC=""
-if command -v nvcc >/dev/null 2>&1; then NVCC=$(command -v nvcc)
-elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc; fi
-
+# Sets $tarball: the upstream tarball from Debian's source package (sid),
+# downloaded once into $SRC_DIR and reused by later runs.
+starpu_tarball() {
 mkdir -p "$SRC_DIR"
 tarball=$(ls "$SRC_DIR"/starpu_${STARPU_VERSION}+dfsg.orig.tar.* 2>/dev/null | head -n1 || true)
 if [ -z "$tarball" ]; then
@@ -106,6 +111,51 @@ SRC
 else
     say "fetching: StarPU's source is already in $tarball"
 fi
+}
+
+# --- 4. (--simgrid) the simulating StarPU ------------------------------------
+# The same tarball and options as step 3, plus --enable-simgrid, without CUDA
+# (StarPU refuses CUDA with SimGrid; it simulates GPUs from their perf models),
+# MPI (SimGrid's MPI needs a static build) and FxT.
+simgrid_starpu() {
+    local cfgh="$STARPU_SIMGRID_PREFIX/include/starpu/1.4/starpu_config.h"
+    if [ -f "$STARPU_SIMGRID_PREFIX/lib/pkgconfig/starpu-1.4.pc" ] && grep -q '^#define STARPU_SIMGRID 1' "$cfgh" 2>/dev/null; then
+        say "SimGrid StarPU found at $STARPU_SIMGRID_PREFIX"
+        return 0
+    fi
+    local build_dir
+    starpu_tarball
+    build_dir="$SRC_DIR/starpu-$STARPU_VERSION-simgrid-build"
+    rm -rf "$build_dir"; mkdir -p "$build_dir"
+    say "unpacking $tarball for the SimGrid build into $build_dir"
+    tar -xf "$tarball" -C "$build_dir" --strip-components=1
+    local sg=(--prefix="$STARPU_SIMGRID_PREFIX" --enable-simgrid --enable-maxcpus=64 --enable-maxcudadev=8
+              --disable-starpufft --disable-build-doc --disable-build-examples
+              --disable-build-tests --disable-fortran --disable-starpupy --disable-socl
+              --disable-opencl --disable-mlr --disable-cuda --disable-mpi --without-fxt)
+    cd "$build_dir"
+    say "configuring the SimGrid StarPU (log: $build_dir/configure.log): ${sg[*]}"
+    ./configure "${sg[@]}" > configure.log 2>&1 || { tail -n 40 configure.log >&2; say "configuring the SimGrid StarPU failed"; exit 1; }
+    say "compiling the SimGrid StarPU on $(nproc) cores: this takes a few minutes (log: $build_dir/make.log)"
+    make -j"$(nproc)" > make.log 2>&1 || { tail -n 60 make.log >&2; say "compiling the SimGrid StarPU failed"; exit 1; }
+    make install > install.log 2>&1 || { tail -n 40 install.log >&2; say "installing the SimGrid StarPU failed"; exit 1; }
+    say "SimGrid StarPU installed in $STARPU_SIMGRID_PREFIX"
+}
+
+# --- 3. StarPU 1.4 -------------------------------------------------------------
+export PKG_CONFIG_PATH="$STARPU_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+if pkg-config --exists starpu-1.4; then
+    say "StarPU $(pkg-config --modversion starpu-1.4) found at $(pkg-config --variable=prefix starpu-1.4)"
+    if [ "$SIMGRID" = 1 ]; then simgrid_starpu; fi
+    exit 0
+fi
+
+say "StarPU 1.4 not found: building StarPU $STARPU_VERSION into $STARPU_PREFIX (once, a few minutes)"
+NVCC=""
+if command -v nvcc >/dev/null 2>&1; then NVCC=$(command -v nvcc)
+elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc; fi
+
+starpu_tarball
 
 build_dir="$SRC_DIR/starpu-$STARPU_VERSION-build"
 rm -rf "$build_dir"; mkdir -p "$build_dir"
@@ -155,3 +205,5 @@ make -j"$(nproc)" > make.log 2>&1 || { tail -n 60 make.log >&2; say "compiling S
 say "installing StarPU into $STARPU_PREFIX (log: $build_dir/install.log)"
 make install > install.log 2>&1 || { tail -n 40 install.log >&2; say "installing StarPU failed"; exit 1; }
 say "StarPU $(PKG_CONFIG_PATH=$STARPU_PREFIX/lib/pkgconfig pkg-config --modversion starpu-1.4) installed in $STARPU_PREFIX"
+if [ "$SIMGRID" = 1 ]; then simgrid_starpu; fi
+exit 0

@@ -69,7 +69,10 @@ static void bench_usage(FILE *f)
             "  --seed S              (default 1)\n"
             "  --mpi                 under mpirun: stage s on rank s*R/K; adds the bytes sent between ranks\n"
             "  --csv                 the rows as CSV\n"
-            "  --json                the rows as one JSON object\n");
+            "  --json                the rows as one JSON object\n"
+            "  --calibrate DIR       record the codelets' perf models into DIR (a StarPU home)\n"
+            "  --simulate            every run in simulated time from a calibration (starpipe simulate --help:\n"
+            "                        --calibration DIR, --machine NAME, --platform FILE)\n");
 }
 
 /* Splits s into *keep (a copy the caller frees) and points out[] into it. */

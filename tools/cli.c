@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char *command = "train";
 
@@ -120,12 +119,7 @@ void list_text(char *out, size_t cap, const int *v, int n)
     }
 }
 
-double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+double now_s(void) { return sp_clock_s(); } /* simulated time in starpipe-sim */
 
 const char *json_num(char *buf, size_t cap, const char *fmt, double v)
 {

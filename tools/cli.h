@@ -39,4 +39,16 @@ void json_string(FILE *f, const char *s);
 /* `starpipe bench` (tools/bench.c). */
 int cmd_bench(int argc, char **argv);
 
+/* Simulation and calibration (tools/simulate.c). `starpipe simulate` and
+ * `starpipe bench --simulate`: sub is "train" or "bench", argv[0] the
+ * subcommand's own name. */
+int cmd_simulate(const char *sub, int argc, char **argv);
+/* `starpipe simulate`: cmd_simulate("train", ...). */
+int cmd_simulate_train(int argc, char **argv);
+/* Whether bench's arguments ask for --simulate. */
+int sim_bench_asked(int argc, char **argv);
+/* Takes `--calibrate DIR` out of argv (a real run that records its perf
+ * models into DIR); 0, or the exit status of a refusal. */
+int sim_take_calibrate(int *argc, char **argv);
+
 #endif /* STARPIPE_CLI_H */

@@ -6,6 +6,7 @@
  *   starpipe eval --load PATH [opts]  evaluate a checkpoint on the test set (train.c)
  *   starpipe generate --load PATH     sample text from a GPT checkpoint (generate.c)
  *   starpipe bench [options]          compare policies, schedules, placements (bench.c)
+ *   starpipe simulate [options]       a train or bench run in simulated time (simulate.c)
  *   starpipe --help
  *
  * Exit status: 0 on success, 2 for bad usage (unknown option, bad value),
@@ -28,6 +29,7 @@ static const struct subcommand {
     {"eval", "evaluate a saved checkpoint on its data set's test set (or its text's validation windows)", cmd_eval},
     {"generate", "sample text from a saved GPT with the pipelined forward pass", cmd_generate},
     {"bench", "compare StarPU policies, schedules and placements on one model", cmd_bench},
+    {"simulate", "a training run in simulated time, from a calibration (StarPU + SimGrid)", cmd_simulate_train},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(*commands))
 
@@ -55,6 +57,15 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    /* simulation: bench --simulate runs in starpipe-sim; --calibrate DIR is a
+     * real run recording its perf models (simulate.c) */
+    if (!strcmp(argv[1], "bench") && sim_bench_asked(argc - 1, argv + 1)) {
+        cli_set_command("bench");
+        return cmd_simulate("bench", argc - 1, argv + 1);
+    }
+    int rc = sim_take_calibrate(&argc, argv);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name)) {
             cli_set_command(commands[i].name);

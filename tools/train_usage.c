@@ -93,6 +93,8 @@ void train_usage(FILE *f)
             "  --trace PATH          measured timeline of the last training steps: Chrome trace JSON at\n"
             "                        PATH (Perfetto) and an SVG Gantt chart beside it (.json -> .svg)\n"
             "  --trace-steps N       steps the timeline covers (default 2)\n"
+            "  --calibrate DIR       record the codelets' perf models into DIR (a StarPU home) for\n"
+            "                        'starpipe simulate --calibration DIR'\n"
             "  --json                end with one JSON object (progress then goes to stderr)\n"
             "  --quiet               no progress lines\n"
             "  -h, --help            this help\n"
