@@ -5,8 +5,9 @@
 #   here:                            bash tools/gpu_prepare.sh
 #   device run, carry [".deps/gpu"]:  bash tools/gpu_check.sh
 #
-# Runs the test programs directly (CTest's files hold this machine's paths),
-# then the benchmark against PyTorch, writing everything under $OUT.
+# Runs every test program directly (CTest's files hold this machine's paths),
+# then the benchmark against PyTorch and the main jobs on the GPU, writing
+# everything under $OUT.
 set -u
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
@@ -16,9 +17,12 @@ export LD_LIBRARY_PATH="$PWD/.deps/gpu/lib:/usr/local/cuda/lib64${LD_LIBRARY_PAT
 export STARPU_HOME=/tmp/starpu-home STARPU_SILENT=1 OPENBLAS_NUM_THREADS=1
 mkdir -p "$STARPU_HOME"
 nvidia-smi -L 2>&1 | tee "$out/gpu.txt"
-for t in $bin/test_gradcheck $bin/test_partition $bin/test_idx $bin/test_checkpoint $bin/test_bad_input \
-         $bin/test_few_microbatches $bin/test_schedules $bin/test_equivalence $bin/test_cuda \
-         "tests/cli_errors.sh $bin/starpipe" "tests/cli_data.sh $bin/starpipe" "tests/cli_trace.sh $bin/starpipe"; do
+tests=()
+for t in "$bin"/test_*; do tests+=("$t"); done
+for s in cli_errors cli_data cli_trace cli_gpt; do
+    [ -f "tests/$s.sh" ] && tests+=("tests/$s.sh $bin/starpipe")
+done
+for t in "${tests[@]}"; do
     name=$(basename "${t%% *}")
     timeout 600 $t >"$out/$name.log" 2>&1
     rc=$?
@@ -30,3 +34,14 @@ for t in $bin/test_gradcheck $bin/test_partition $bin/test_idx $bin/test_checkpo
 done | tee "$out/tests.txt"
 grep -h "CUDA vs CPU\|GPU" "$out/test_cuda.log" 2>/dev/null | tee "$out/cuda_checks.txt"
 python3 tools/gpu_bench.py --bin $bin/starpipe 2>&1 | tee "$out/bench.txt"
+# the main jobs on the GPU (issue 15): Fashion-MNIST all on the GPU and with
+# stage 0 on the CPUs, the GPT's default run on the GPU; time and result
+for run in "fashion-cuda --data fashion-mnist --device cuda" \
+           "fashion-mixed --data fashion-mnist --placement cpu,cuda0" \
+           "gpt-cuda --model gpt --device cuda"; do
+    name=${run%% *}
+    /usr/bin/time -f "$name: %e s" timeout 120 $bin/starpipe train ${run#* } --json >"$out/$name.json" 2>"$out/$name.err"
+    tail -1 "$out/$name.err"
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], {k: d.get(k) for k in ('test_accuracy', 'val_loss', 'seconds', 'samples_per_s', 'tokens_per_s')})" \
+        "$out/$name.json" "$name" 2>/dev/null || echo "$name: no JSON"
+done | tee "$out/main_jobs.txt"

@@ -12,6 +12,7 @@ grep -qs '^/.deps/' .git/info/exclude || { mkdir -p .git/info; echo /.deps/ >> .
 rm -rf .deps/gpu
 mkdir -p .deps/gpu/bin
 cp build/starpipe build/test_* .deps/gpu/bin/
+rm -f .deps/gpu/bin/*.so*
 strip --strip-unneeded .deps/gpu/bin/*
 prefix=$(PKG_CONFIG_PATH=/opt/starpu-1.4/lib/pkgconfig pkg-config --variable=libdir starpu-1.4)
 libs=("$prefix"/libstarpu-1.4.so)
