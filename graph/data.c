@@ -34,10 +34,11 @@ static sp_status check_size(long n, const char *what, int stage)
                         what, stage, n, SP_MAX_ELEMENTS);
 }
 
-/* Every buffer's size, before anything is allocated or registered. */
+/* Every buffer's size, before anything is allocated or registered: the
+ * input micro-batch, then each stage's buffers in the order data flows. */
 static sp_status check_sizes(const sp_trainer_t *t)
 {
-    sp_status s = SP_OK;
+    sp_status s = check_size(t->rows * t->act_numel[0], "the input micro-batch", 0);
     for (int b = 0; b < t->n_blocks && s == SP_OK; b++)
         s = check_size(2 * t->blocks[b].n, "the parameters (and optimizer state)", t->blocks[b].stage);
     for (int k = 0; k < t->K && s == SP_OK; k++) {
@@ -49,9 +50,12 @@ static sp_status check_sizes(const sp_trainer_t *t)
                 SP_OK)
             s = check_size(t->rows * t->act_numel[k + 1], "the activations leaving", k);
     }
-    if (s == SP_OK)
-        s = check_size(t->rows * t->act_numel[0], "the input micro-batch", 0);
     return s;
+}
+
+sp_status sp_data_check(const sp_trainer_t *t)
+{
+    return check_sizes(t);
 }
 
 /* Registers a vector: on its host buffer where this rank owns it (or
@@ -136,7 +140,7 @@ sp_status sp_data_register(sp_trainer_t *t)
 {
     const sp_graph_t *g = t->g;
     const int K = t->K, M = t->M;
-    sp_status s = check_sizes(t);
+    sp_status s = SP_OK; /* sizes were checked before StarPU started (sp_data_check) */
     for (int b = 0; b < t->n_blocks && s == SP_OK; b++)
         s = register_block(t, &t->blocks[b]);
     if (s != SP_OK)

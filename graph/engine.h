@@ -134,8 +134,10 @@ struct starpu_sched_policy *sp_policy_find(const char *name);
 /* placement.c: each stage's worker or worker set (after starpu_init) */
 sp_status sp_place_stages(sp_trainer_t *t, const sp_train_opts *o);
 
-/* data.c: register every buffer with StarPU (and under MPI its tag and
+/* data.c: check that every buffer fits what StarPU and the kernels can hold
+ * (before StarPU starts); register every buffer with StarPU (and under MPI its tag and
  * owner), initialise the parameters; release unregisters and frees */
+sp_status sp_data_check(const sp_trainer_t *t);
 sp_status sp_data_register(sp_trainer_t *t);
 void sp_data_release(sp_trainer_t *t);
 
