@@ -1,9 +1,10 @@
 /*
  * atomic_file.c — the temporary-file, fsync, rename write (see
- * atomic_file.h). It does not decide what goes into the file, nor which MPI
- * rank writes it.
+ * atomic_file.h), and what a path must be to be written that way. It does
+ * not decide what goes into the file, nor which MPI rank writes it.
  */
 #include "atomic_file.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,12 +14,82 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static const char *kind_of(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "not a plain file";
+}
+
+/* Where the file at path really is: path itself when it does not exist or
+ * is a regular file, the file a symbolic link leads to when that is a
+ * regular file (*target gets it, malloc'd); anything else is refused. */
+static sp_status resolve(const char *path, char **target)
+{
+    struct stat st;
+    *target = NULL;
+    if (!path || !*path)
+        return sp_set_error(SP_ERR_INVALID_ARG, "output: empty path");
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return SP_OK; /* a new file: its folder is checked when it is created */
+        return sp_set_error(SP_ERR_IO, "%s: cannot look at it (%s)", path, strerror(errno));
+    }
+    if (S_ISLNK(st.st_mode)) {
+        char *real = realpath(path, NULL);
+        if (!real) {
+            char to[4096];
+            ssize_t n = readlink(path, to, sizeof(to) - 1);
+            to[n > 0 ? n : 0] = '\0';
+            return sp_set_error(SP_ERR_IO, "%s: a symbolic link to %s, which does not exist (or cannot be reached)",
+                                path, to);
+        }
+        if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
+            sp_status s = sp_set_error(SP_ERR_IO, "%s: a symbolic link to %s, which is not a regular file (%s)",
+                                       path, real, kind_of(st.st_mode));
+            free(real);
+            return s;
+        }
+        *target = real;
+        return SP_OK;
+    }
+    if (!S_ISREG(st.st_mode))
+        return sp_set_error(SP_ERR_IO, "%s: exists and is not a regular file (%s); starpipe writes only regular "
+                                       "files", path, kind_of(st.st_mode));
+    return SP_OK;
+}
+
+sp_status sp_output_path_check(const char *path)
+{
+    sp_clear_error();
+    char *target;
+    sp_status s = resolve(path, &target);
+    if (s != SP_OK)
+        return s;
+    char *copy = strdup(target ? target : path);
+    if (!copy) {
+        free(target);
+        return sp_set_error(SP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    const char *dir = dirname(copy);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        s = sp_set_error(SP_ERR_IO, "%s: the folder %s does not exist (%s)", path, dir, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        s = sp_set_error(SP_ERR_IO, "%s: the folder %s is not a folder", path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        s = sp_set_error(SP_ERR_IO, "%s: cannot write in the folder %s (%s)", path, dir, strerror(errno));
+    free(copy);
+    free(target);
+    return s;
+}
+
 static void release(sp_atomic_file *a, int remove)
 {
     if (remove && a->tmp)
         unlink(a->tmp);
     free(a->tmp);
-    a->tmp = NULL;
+    free(a->target);
+    a->tmp = a->target = NULL;
     a->f = NULL;
 }
 
@@ -26,10 +97,16 @@ sp_status sp_atomic_file_open(sp_atomic_file *a, const char *path)
 {
     memset(a, 0, sizeof(*a));
     a->path = path;
-    const size_t n = strlen(path) + 16;
-    if (!(a->tmp = malloc(n)))
+    sp_status rs = resolve(path, &a->target);
+    if (rs != SP_OK)
+        return rs;
+    const char *dest = a->target ? a->target : path;
+    const size_t n = strlen(dest) + 16;
+    if (!(a->tmp = malloc(n))) {
+        release(a, 0);
         return sp_set_error(SP_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(a->tmp, n, "%s.tmp.XXXXXX", path);
+    }
+    snprintf(a->tmp, n, "%s.tmp.XXXXXX", dest);
     int fd = mkstemp(a->tmp);
     if (fd < 0) {
         sp_status s = sp_set_error(SP_ERR_IO, "%s: cannot create a temporary file beside it (%s)", path,
@@ -68,11 +145,12 @@ sp_status sp_atomic_file_commit(sp_atomic_file *a)
         s = sp_set_error(SP_ERR_IO, "%s: fsync failed (%s)", a->path, strerror(errno));
     if (fclose(a->f) != 0 && s == SP_OK)
         s = sp_set_error(SP_ERR_IO, "%s: close failed (%s)", a->path, strerror(errno));
-    if (s == SP_OK && rename(a->tmp, a->path) != 0)
+    const char *dest = a->target ? a->target : a->path;
+    if (s == SP_OK && rename(a->tmp, dest) != 0)
         s = sp_set_error(SP_ERR_IO, "%s: cannot rename the temporary file into place (%s)", a->path,
                          strerror(errno));
     if (s == SP_OK) { /* make the rename itself durable */
-        char *dir_copy = strdup(a->path);
+        char *dir_copy = strdup(dest);
         int dfd = dir_copy ? open(dirname(dir_copy), O_RDONLY | O_DIRECTORY) : -1;
         if (dfd >= 0) {
             fsync(dfd);

@@ -11,6 +11,11 @@
  *     fprintf(a.f, ...);                 // or sp_atomic_file_write
  *     return sp_atomic_file_commit(&a);  // closes, renames or removes
  *
+ * A path that exists must be a regular file, or a symbolic link to one: the
+ * new file then replaces the file the link leads to (the link stays). A
+ * directory, a device node, a FIFO, a socket or a dangling link is refused
+ * (sp_output_path_check, public, says so before a run).
+ *
  * It knows nothing of what the file holds.
  */
 #ifndef SP_ATOMIC_FILE_H
@@ -23,6 +28,7 @@
 typedef struct sp_atomic_file {
     FILE *f;          /* write here (fprintf, fwrite, or sp_atomic_file_write) */
     char *tmp;        /* the temporary file: "<path>.tmp.XXXXXX" */
+    char *target;     /* where a symbolic link at path leads, else NULL */
     const char *path; /* the caller's, kept until commit or abort */
     sp_status s;      /* the first failure of sp_atomic_file_write */
 } sp_atomic_file;

@@ -444,6 +444,14 @@ const char *sp_meta_get(const sp_meta *m, const char *key);
  * same folder, flushed and fsync'd, then renamed over path; on any failure
  * path is left as it was. */
 sp_status sp_checkpoint_save(sp_trainer_t *t, const char *path, const sp_meta *meta);
+/* Whether path can take a checkpoint or a trace (sp_checkpoint_save,
+ * sp_trace_write_*): absent, a regular file, or a symbolic link to a regular
+ * file (written through: the link stays and the file it leads to is
+ * replaced), in a folder that exists and can be written. Anything else (a
+ * directory, a device node, a FIFO, a dangling link) is refused with its
+ * kind named. Programs call it before a long run, so that a bad output path
+ * fails at once, not at the end. */
+sp_status sp_output_path_check(const char *path);
 /* Reads only the "__metadata__" of a checkpoint (to rebuild its model). */
 sp_status sp_checkpoint_read_meta(const char *path, sp_meta *meta);
 /* Loads the parameters (and, with with_optimizer, the optimizer state and
