@@ -17,7 +17,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # expect CODE PATTERN ARGS...: exit status CODE, stderr matching PATTERN
 expect() {
     local code=$1 pattern=$2; shift 2
-    timeout 120 "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    timeout "${limit:-120}" "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
     local rc=$?
     if [ "$rc" -ne "$code" ]; then
         fail "starpipe $* exited $rc, expected $code"; sed 's/^/  stderr: /' "$tmp/err" | head -5
@@ -38,6 +38,52 @@ expect 1 "would hold 4295[0-9]* elements, more than the 2147483647" \
 # the same model from a crafted 2 MB checkpoint through --resume
 st mlp "$tmp/wide.st" 1 65536 2 samples=32768 batch=32768 microbatches=1
 expect 1 "would hold 4295[0-9]* elements" train --resume "$tmp/wide.st" --steps 1 --quiet
+
+# ---- 2. --save and --trace write regular files only --------------------------
+mkfifo "$tmp/fifo"
+expect 2 "fifo: exists and is not a regular file \(a FIFO\)" train "${small[@]}" --steps 1 --save "$tmp/fifo"
+[ -p "$tmp/fifo" ] || fail "--save replaced a FIFO"
+expect 2 "fifo: exists and is not a regular file" train "${small[@]}" --steps 1 --trace "$tmp/fifo"
+[ -p "$tmp/fifo" ] || fail "--trace replaced a FIFO"
+mkdir "$tmp/dir"
+expect 2 "dir: exists and is not a regular file \(a directory\)" train "${small[@]}" --steps 1 --save "$tmp/dir"
+if [ "$(id -u)" -eq 0 ]; then # a device node, as the issue's root user made it
+    mknod "$tmp/null" c 1 3
+    expect 2 "null: exists and is not a regular file \(a character device\)" \
+        train "${small[@]}" --steps 1 --save "$tmp/null"
+    [ -c "$tmp/null" ] || fail "--save replaced a device node"
+fi
+# a symbolic link: the checkpoint is written (atomically) to the file it points to, the link stays
+cp "$tmp/good.st" "$tmp/real.st"
+ln -s real.st "$tmp/link.st"
+"$bin" train "${small[@]}" --steps 3 --save "$tmp/link.st" >/dev/null 2>"$tmp/err" || fail "--save to a symlink: $(cat "$tmp/err")"
+[ -L "$tmp/link.st" ] || fail "--save replaced the symbolic link with a file"
+python3 -c "import sys, json, struct; b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; \
+assert json.loads(b[8:8 + n])['__metadata__']['starpipe.step'] == '3'" "$tmp/real.st" \
+    || fail "--save through a symlink did not update the file it points to"
+ls "$tmp" | grep -q '\.tmp\.' && fail "temporary files left: $(ls "$tmp")"
+ln -s missing.st "$tmp/dangling.st"
+expect 2 "dangling.st: a symbolic link to .*missing.st, which does not exist" \
+    train "${small[@]}" --steps 1 --save "$tmp/dangling.st"
+[ -L "$tmp/dangling.st" ] || fail "--save replaced a dangling symbolic link"
+
+# ---- 7. output folders are checked before the run, not after it --------------
+# (--steps 1000000 would take minutes: the refusal must come first)
+limit=20
+expect 2 "nowhere/x.st: the folder .*nowhere does not exist" \
+    train "${small[@]}" --steps 1000000 --save "$tmp/nowhere/x.st"
+expect 2 "nowhere/t.json: the folder .*nowhere does not exist" \
+    train "${small[@]}" --steps 1000000 --trace "$tmp/nowhere/t.json"
+expect 2 "good.st/x.st: the folder .*good.st is not a folder" \
+    train "${small[@]}" --steps 1000000 --save "$tmp/good.st/x.st"
+expect 2 "fifo: exists and is not a regular file" train "${small[@]}" --steps 1000000 --save "$tmp/fifo"
+touch "$tmp/t.json"; mkfifo "$tmp/t.svg"
+expect 2 "t.svg: exists and is not a regular file" train "${small[@]}" --steps 1000000 --trace "$tmp/t.json"
+if [ "$(id -u)" -ne 0 ]; then # root may write anywhere
+    mkdir "$tmp/ro"; chmod 555 "$tmp/ro"
+    expect 2 "ro/x.st: cannot write in the folder" train "${small[@]}" --steps 1000000 --save "$tmp/ro/x.st"
+fi
+limit=120
 
 echo "cli_hostile: $fails failure(s)"
 [ "$fails" -eq 0 ]

@@ -263,11 +263,7 @@ static int train(const struct train_args *a, struct run *r)
 static int write_timeline(const struct train_args *a, struct run *r)
 {
     char svg[4096];
-    size_t len = strlen(a->trace);
-    if (len > 5 && !strcmp(a->trace + len - 5, ".json"))
-        snprintf(svg, sizeof(svg), "%.*s.svg", (int)(len - 5), a->trace);
-    else
-        snprintf(svg, sizeof(svg), "%s.svg", a->trace);
+    trace_svg_path(a->trace, svg, sizeof(svg));
     const long from = r->step - a->trace_steps + 1 > 1 ? r->step - a->trace_steps + 1 : 1;
     sp_status s;
     if ((s = sp_trace_write_chrome(r->t, a->trace, from, r->step)) != SP_OK ||

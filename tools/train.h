@@ -89,6 +89,8 @@ void train_args_defaults(struct train_args *a, enum command command);
 /* Parses argv (argv[0] is the command's name) into a with every default
  * filled in. Returns 0, or the exit status after printing why (2: usage). */
 int train_args_parse(int argc, char **argv, enum command command, struct train_args *a);
+/* The SVG written beside a --trace PATH: PATH without ".json", plus ".svg". */
+void trace_svg_path(const char *trace, char *svg, size_t cap);
 
 /* ---- model.c: one builder per model kind ---- */
 const char *model_kind_name(enum model_kind kind);

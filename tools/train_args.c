@@ -317,6 +317,29 @@ static int check_model(struct train_args *a)
     return 0;
 }
 
+void trace_svg_path(const char *trace, char *svg, size_t cap)
+{
+    size_t len = strlen(trace);
+    if (len > 5 && !strcmp(trace + len - 5, ".json"))
+        snprintf(svg, cap, "%.*s.svg", (int)(len - 5), trace);
+    else
+        snprintf(svg, cap, "%s.svg", trace);
+}
+
+/* The files the run will write: checked now, so that a missing folder or a
+ * path that is not a regular file fails before the run, not after it. */
+static int check_outputs(const struct train_args *a)
+{
+    char svg[4096];
+    const char *paths[] = {a->save, a->trace, a->trace ? svg : NULL};
+    if (a->trace)
+        trace_svg_path(a->trace, svg, sizeof(svg));
+    for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
+        if (paths[i] && sp_output_path_check(paths[i]) != SP_OK)
+            return usage_error("%s %s", i ? "--trace:" : "--save:", sp_error_message());
+    return 0;
+}
+
 /* Options that only make sense together. */
 static int check(struct train_args *a)
 {
@@ -354,7 +377,7 @@ static int check(struct train_args *a)
         return usage_error("--batch is larger than the data set (--samples)");
     if (a->cosine && a->command == CMD_TRAIN && a->steps < 0 && a->epochs < 0)
         return usage_error("--lr-schedule cosine needs --steps or --epochs");
-    return 0;
+    return check_outputs(a);
 }
 
 int train_args_parse(int argc, char **argv, enum command command, struct train_args *a)
