@@ -176,6 +176,69 @@ static sp_status match_tensors(const char *path, const sp_st_file *f, struct ent
     return SP_OK;
 }
 
+/* The parameter a tensor of the file belongs to: its own name, or
+ * "optimizer.<param>.<buffer>"; -1 for none. */
+static int param_of(const sp_graph_t *g, const char *name)
+{
+    const int np = sp_graph_param_tensor_count(g);
+    const int opt = !strncmp(name, "optimizer.", 10);
+    const char *p = opt ? name + 10 : name;
+    const char *dot = opt ? strrchr(p, '.') : NULL;
+    const size_t len = opt ? (dot ? (size_t)(dot - p) : 0) : strlen(p);
+    for (int i = 0; i < np && len; i++) {
+        sp_param_info info;
+        sp_graph_param_tensor(g, i, &info);
+        if (strlen(info.name) == len && !strncmp(info.name, p, len))
+            return i;
+    }
+    return -1;
+}
+
+sp_status sp_checkpoint_check(const sp_graph_t *g, const char *path)
+{
+    sp_clear_error();
+    if (!g || !path)
+        return sp_set_error(SP_ERR_INVALID_ARG, "checkpoint: NULL argument");
+    sp_st_file f;
+    sp_status s = sp_safetensors_read(path, &f);
+    const int np = sp_graph_param_tensor_count(g);
+    char *found = s == SP_OK ? calloc((size_t)np + 1, 1) : NULL;
+    if (s == SP_OK && !found)
+        s = sp_set_error(SP_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; s == SP_OK && i < f.n_tensors; i++) {
+        const sp_st_tensor *ht = &f.tensors[i];
+        const int p = param_of(g, ht->name);
+        if (p < 0) {
+            s = sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' is not part of this model", path, ht->name);
+            break;
+        }
+        sp_param_info info;
+        sp_graph_param_tensor(g, p, &info);
+        long shape[4] = {0};
+        for (int d = 0; d < info.ndim && d < 4; d++)
+            shape[d] = info.shape[d];
+        char have[64], want[64];
+        shape_text(have, sizeof(have), ht->shape, ht->ndim);
+        shape_text(want, sizeof(want), shape, info.ndim);
+        if (strcmp(have, want))
+            s = sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' has shape %s, the model expects %s", path,
+                             ht->name, have, want);
+        else if (strcmp(ht->dtype, "F32"))
+            s = sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' is %s, expected F32", path, ht->name, ht->dtype);
+        if (strncmp(ht->name, "optimizer.", 10))
+            found[p] = 1;
+    }
+    for (int p = 0; s == SP_OK && p < np; p++)
+        if (!found[p]) {
+            sp_param_info info;
+            sp_graph_param_tensor(g, p, &info);
+            s = sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' of the model is missing", path, info.name);
+        }
+    free(found);
+    sp_safetensors_free(&f);
+    return s;
+}
+
 sp_status sp_checkpoint_load(sp_trainer_t *t, const char *path, int with_optimizer)
 {
     sp_clear_error();

@@ -76,6 +76,11 @@ struct sp_trace {
     double t0_us; /* StarPU's clock right after starpu_init */
 };
 
+/* What a run's memory goes to, in bytes, on this rank (data.c). */
+struct sp_memory_estimate {
+    double params, optimizer, gradients, stashes, scratch, activations, batches, runtime, total;
+};
+
 struct sp_trainer {
     sp_graph_t *g;
     int K, M;    /* stages, micro-batches */
@@ -117,6 +122,7 @@ struct sp_trainer {
     int mpi, rank, nranks;
     int *stage_rank;
     int64_t next_tag; /* handles are registered in the same order on every rank */
+    struct sp_memory_estimate memory; /* checked before StarPU starts */
 };
 
 /* The rank that owns stage s's data (0 without MPI). */
@@ -135,9 +141,9 @@ struct starpu_sched_policy *sp_policy_find(const char *name);
 sp_status sp_place_stages(sp_trainer_t *t, const sp_train_opts *o);
 
 /* data.c: check that every buffer fits what StarPU and the kernels can hold
- * (before StarPU starts); register every buffer with StarPU (and under MPI its tag and
+ * and that the run fits in memory (before StarPU starts); register every buffer with StarPU (and under MPI its tag and
  * owner), initialise the parameters; release unregisters and frees */
-sp_status sp_data_check(const sp_trainer_t *t);
+sp_status sp_data_check(sp_trainer_t *t);
 sp_status sp_data_register(sp_trainer_t *t);
 void sp_data_release(sp_trainer_t *t);
 

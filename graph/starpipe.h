@@ -349,6 +349,13 @@ sp_optimizer_type sp_trainer_optimizer(const sp_trainer_t *t);
  * K−1) to step and evaluate; both 1 without MPI. */
 int sp_trainer_needs_inputs(const sp_trainer_t *t);
 int sp_trainer_needs_targets(const sp_trainer_t *t);
+/* The memory the run takes on this process, in bytes, as estimated before
+ * anything was allocated (parameters, optimizer state, gradients, stashes
+ * for the schedule, scratch, activations, micro-batch buffers, StarPU's
+ * handles and tasks; host memory only for the stages' buffers of a CUDA
+ * run). sp_trainer_create refuses a run whose estimate exceeds the
+ * machine's memory (or its control group's limit) with SP_ERR_NOMEM. */
+size_t sp_trainer_memory_estimate(const sp_trainer_t *t);
 /* Name of the StarPU policy in use. */
 const char *sp_trainer_policy_name(const sp_trainer_t *t);
 /* Number of workers the trainer's stages were pinned to / could use. */
@@ -454,6 +461,14 @@ sp_status sp_checkpoint_save(sp_trainer_t *t, const char *path, const sp_meta *m
 sp_status sp_output_path_check(const char *path);
 /* Reads only the "__metadata__" of a checkpoint (to rebuild its model). */
 sp_status sp_checkpoint_read_meta(const char *path, sp_meta *meta);
+/* Checks a checkpoint against a graph before any trainer exists: every
+ * parameter of g is there with its shape, every tensor of the file is a
+ * parameter of g or its optimizer state ("optimizer.<param>.<buffer>") with
+ * the parameter's shape, and every tensor's bytes lie inside the file. Run
+ * it before sp_trainer_create when the model is built from a checkpoint's
+ * metadata, so that a small crafted file cannot make the trainer allocate a
+ * model the file does not hold. */
+sp_status sp_checkpoint_check(const sp_graph_t *g, const char *path);
 /* Loads the parameters (and, with with_optimizer, the optimizer state and
  * the step count) into t. Every tensor of the model must be there with its
  * shape and no other tensor may be: a mismatch names the tensor and both

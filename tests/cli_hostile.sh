@@ -26,7 +26,18 @@ expect() {
     fi
 }
 
+# peak CMD...: the largest resident size (MB) of the command, which must exit non-zero
+peak() { python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)' "$@"; }
+
 small=(--hidden 16,16 --inputs 8 --batch 16 --samples 64 --quiet)
+python3 -c 'import random; r = random.Random(1)
+print("\n".join(" ".join(r.choice(["to", "be", "or", "not", "that", "is", "the", "question"]) for _ in range(8))
+      for _ in range(400)))' >"$tmp/text.txt"
+gpt=(--text "$tmp/text.txt" --layers 1 --heads 2 --embd 16 --context 8 --batch 8 --microbatches 2 --eval-windows 4
+     --quiet)
+"$bin" train "${gpt[@]}" --steps 2 --save "$tmp/gpt.st" >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
 "$bin" train "${small[@]}" --steps 2 --save "$tmp/good.st" >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
 "$bin" train "${small[@]}" --steps 2 --optimizer adamw --save "$tmp/adam.st" >/dev/null 2>"$tmp/err" \
     || { cat "$tmp/err"; exit 1; }
@@ -38,6 +49,26 @@ expect 1 "would hold 4295[0-9]* elements, more than the 2147483647" \
 # the same model from a crafted 2 MB checkpoint through --resume
 st mlp "$tmp/wide.st" 1 65536 2 samples=32768 batch=32768 microbatches=1
 expect 1 "would hold 4295[0-9]* elements" train --resume "$tmp/wide.st" --steps 1 --quiet
+
+# ---- 3. a small file cannot make starpipe allocate a large model; runs that cannot fit are refused ----
+st meta "$tmp/good.st" "$tmp/claims.st" hidden=20000,20000 # 4e8 parameters (6 GB with their state) in 5 KB
+expect 1 "claims.st: tensor 'fc1.weight' has shape \(16, 8\), the model expects \(20000, 8\)" \
+    train --resume "$tmp/claims.st" --steps 3
+mb=$(peak "$bin" train --resume "$tmp/claims.st" --steps 3)
+[ "$mb" -lt 1024 ] || fail "a 5 KB checkpoint claiming 4e8 parameters made starpipe take $mb MB"
+st meta "$tmp/gpt.st" "$tmp/gpt-claims.st" layers=64 embd=4096 heads=32
+expect 1 "gpt-claims.st: tensor '.*' has shape .*, the model expects" generate --load "$tmp/gpt-claims.st" --tokens 2
+expect 1 "gpt-claims.st: tensor '.*' has shape .*, the model expects" train --resume "$tmp/gpt-claims.st" --steps 3
+mb=$(peak "$bin" generate --load "$tmp/gpt-claims.st" --tokens 2)
+[ "$mb" -lt 1024 ] || fail "a GPT checkpoint claiming 64 layers of 4096 made starpipe take $mb MB"
+# the start-up line says what the run takes; a run past the machine's memory is refused before it starts
+"$bin" train --hidden 16,16 --inputs 8 --batch 16 --samples 64 --steps 1 >"$tmp/out" 2>"$tmp/err"
+grep -qE "workers, about [0-9.]+ MiB of memory" "$tmp/out" || fail "no memory estimate in the start-up line: $(head -1 "$tmp/out")"
+wide=30000; for i in $(seq 15); do wide="$wide,30000"; done # 1.35e10 parameters in 16 stages
+expect 1 "the run needs about [0-9.]+ GiB of memory \(parameters [0-9.]+, .*more than the [0-9.]+ GiB this machine has" \
+    train --hidden "$wide" --stages 16 --steps 1
+expect 1 "the run needs about [0-9.]+ GiB of memory .*stashes [0-9.]{3}" \
+    train --hidden 4096 --samples 16777216 --batch 16777216 --microbatches 1048576 --steps 1
 
 # ---- 2. --save and --trace write regular files only --------------------------
 mkfifo "$tmp/fifo"

@@ -25,11 +25,13 @@ void report_plan(const struct train_args *a, const struct run *r)
     for (int k = 0; k < K; k++)
         fprintf(r->progress, " %d", starts[k]);
     fprintf(r->progress,
-            "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d %s workers\n",
+            "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d %s workers, "
+            "about %.1f MiB of %smemory\n",
             a->o.microbatches, a->o.batch / a->o.microbatches, sp_schedule_name(a->o.schedule),
             a->o.recompute ? " with recompute" : "", sp_trainer_policy_name(r->t),
             sp_placement_name(a->o.placement, a->o.placement_map), sp_trainer_worker_count(r->t),
-            a->o.device == SP_DEVICE_CUDA ? "CUDA" : "CPU");
+            a->o.device == SP_DEVICE_CUDA ? "CUDA" : "CPU", sp_trainer_memory_estimate(r->t) / 1048576.0,
+            a->o.device == SP_DEVICE_CUDA ? "host " : "");
     if (a->model.kind == MODEL_GPT) {
         const sp_gpt_config *c = &a->model.gpt;
         fprintf(r->progress,

@@ -31,11 +31,16 @@ static int agree(const struct train_args *a, int rc)
     return rc;
 }
 
-static int create_trainer(const struct train_args *a, struct run *r)
+/* The model, checked against the checkpoint it comes from (its tensors
+ * must all be in the file before the trainer allocates them), then the
+ * trainer. */
+static int create_trainer(const struct train_args *a, struct run *r, const char *ckpt)
 {
     sp_status s = model_build(&a->model, &a->data, &r->g);
     if (s != SP_OK)
         return cli_fail("building the model", s);
+    if (ckpt && (s = sp_checkpoint_check(r->g, ckpt)) != SP_OK)
+        return cli_fail("loading the checkpoint", s);
     s = sp_trainer_create(r->g, &a->o, &r->t);
     if (s != SP_OK)
         return cli_fail("starting training", s);
@@ -303,7 +308,7 @@ static int run(struct train_args *a)
         run_free(&r);
         return rc;
     }
-    rc = create_trainer(a, &r);
+    rc = create_trainer(a, &r, ckpt);
     if (!rc)
         rc = load_data(a, &r);
     if (!rc && ckpt)
