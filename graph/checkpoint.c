@@ -5,8 +5,9 @@
  * "optimizer.<param>.<buffer>", and the metadata keys "starpipe.step" and
  * "starpipe.optimizer" beside the caller's.
  *
- * Loading checks every tensor against the model before touching the
- * trainer. Under MPI every rank gathers the values, rank 0 writes, and every
+ * Loading checks every tensor against the model, and every value (finite;
+ * AdamW's second moments not negative), before touching the trainer; saving
+ * refuses a value that loading would refuse. Under MPI every rank gathers the values, rank 0 writes, and every
  * rank reads; all go on or none does. The file format itself (header JSON,
  * reader, atomic write) is safetensors.c's.
  */
@@ -14,6 +15,7 @@
 #include "safetensors.h"
 #include "sp_mpi.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +65,28 @@ static int list_entries(const sp_trainer_t *t, int with_optimizer, float *params
     return k;
 }
 
+/* Every value finite, and AdamW's second moments not negative: what a
+ * trainer can hold. Names the first tensor and element that is not. */
+static sp_status check_values(const char *path, const struct entry *e, int n)
+{
+    for (int k = 0; k < n; k++) {
+        const size_t len = strlen(e[k].t.name);
+        const int second_moment = len > 11 && !strcmp(e[k].t.name + len - 11, ".exp_avg_sq");
+        for (size_t i = 0; i < e[k].count; i++) {
+            const float v = e[k].values[i];
+            if (!isfinite(v))
+                return sp_set_error(SP_ERR_INVALID_ARG, "%s: tensor '%s' holds a non-finite value (%s at element %zu)",
+                                    path, e[k].t.name, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", i);
+            if (second_moment && v < 0.0f)
+                return sp_set_error(SP_ERR_INVALID_ARG,
+                                    "%s: tensor '%s' holds a negative value (%g at element %zu); AdamW's second "
+                                    "moments are squares",
+                                    path, e[k].t.name, (double)v, i);
+        }
+    }
+    return SP_OK;
+}
+
 static const char *optimizer_of(const sp_trainer_t *t)
 {
     return sp_optimizer_name(sp_trainer_optimizer(t));
@@ -95,6 +119,8 @@ sp_status sp_checkpoint_save(sp_trainer_t *t, const char *path, const sp_meta *m
     }
     for (int i = 0; i < n; i++)
         tensors[i] = e[i].t;
+    if ((s = check_values(path, e, n)) != SP_OK) /* never written: a checkpoint holds a trainable state */
+        goto out;
 
     sp_meta m = {0};
     if (meta)
@@ -267,7 +293,8 @@ sp_status sp_checkpoint_load(sp_trainer_t *t, const char *path, int with_optimiz
                          opt ? opt : "none", optimizer_of(t));
         goto out;
     }
-    if ((s = match_tensors(path, &f, e, n, with_optimizer)) != SP_OK)
+    if ((s = match_tensors(path, &f, e, n, with_optimizer)) != SP_OK ||
+        (s = check_values(path, e, n)) != SP_OK)
         goto out;
     if (with_optimizer) {
         const char *v = sp_meta_get(&f.meta, "starpipe.step");

@@ -70,6 +70,21 @@ expect 1 "the run needs about [0-9.]+ GiB of memory \(parameters [0-9.]+, .*more
 expect 1 "the run needs about [0-9.]+ GiB of memory .*stashes [0-9.]{3}" \
     train --hidden 4096 --samples 16777216 --batch 16777216 --microbatches 1048576 --steps 1
 
+# ---- 4. non-finite weights and impossible optimizer state are refused on load, naming the tensor ----
+st poke "$tmp/good.st" "$tmp/nan.st" fc2.weight 5 nan
+expect 1 "nan.st: tensor 'fc2.weight' holds a non-finite value \(nan at element 5\)" \
+    train --resume "$tmp/nan.st" --steps 3 --save "$tmp/resaved.st"
+[ -e "$tmp/resaved.st" ] && fail "a checkpoint with a NaN weight was resumed and saved again"
+st poke "$tmp/good.st" "$tmp/inf.st" optimizer.fc1.bias.momentum_buffer 0 inf
+expect 1 "tensor 'optimizer.fc1.bias.momentum_buffer' holds a non-finite value \(inf at element 0\)" \
+    train --resume "$tmp/inf.st" --steps 3
+st poke "$tmp/adam.st" "$tmp/negsq.st" optimizer.fc3.weight.exp_avg_sq 7 -1
+expect 1 "tensor 'optimizer.fc3.weight.exp_avg_sq' holds a negative value \(-1 at element 7\)" \
+    train --resume "$tmp/negsq.st" --steps 3 --optimizer adamw
+st fill "$tmp/gpt.st" "$tmp/gpt-nan.st" transformer.wte.weight nan
+expect 1 "gpt-nan.st: tensor 'transformer.wte.weight' holds a non-finite value" eval --load "$tmp/gpt-nan.st"
+expect 1 "gpt-nan.st: tensor 'transformer.wte.weight' holds a non-finite value" generate --load "$tmp/gpt-nan.st"
+
 # ---- 2. --save and --trace write regular files only --------------------------
 mkfifo "$tmp/fifo"
 expect 2 "fifo: exists and is not a regular file \(a FIFO\)" train "${small[@]}" --steps 1 --save "$tmp/fifo"

@@ -11,6 +11,8 @@
  * - Saving is atomic: an unwritable path and a save cut short (file size
  *   limit) leave no partial file, and an earlier checkpoint under the same
  *   path stays intact.
+ * - A non-finite weight is never saved (the tensor is named); loading one
+ *   is cli_hostile.sh's.
  * - Saving writes regular files only: a FIFO, a directory or a dangling
  *   symbolic link at the path is refused and left as it was; through a
  *   symbolic link to a file, the file is replaced and the link stays.
@@ -18,6 +20,7 @@
 #include "test_common.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -280,6 +283,30 @@ static void save_paths(sp_graph_t *g)
     sp_trainer_destroy(t);
 }
 
+/* A NaN or infinite weight is never written: the save names the tensor and
+ * leaves no file. */
+static void non_finite_save(sp_graph_t *g)
+{
+    sp_trainer_t *t = make(g, 2, SP_PLACEMENT_PINNED, SP_OPTIMIZER_SGD);
+    const size_t n = sp_graph_param_count(g);
+    float *p = malloc(sizeof(float) * n);
+    REQUIRE(p && sp_trainer_get_params(t, p) == SP_OK, "get_params");
+    sp_param_info info;
+    sp_graph_param_tensor(g, 2, &info); /* fc2.weight */
+    p[info.offset + 3] = INFINITY;
+    REQUIRE(sp_trainer_set_params(t, p) == SP_OK, "set_params");
+    char path[600];
+    path_of(path, "inf.safetensors");
+    sp_status s = sp_checkpoint_save(t, path, NULL);
+    char want[160];
+    snprintf(want, sizeof(want), "tensor '%s' holds a non-finite value (inf at element 3)", info.name);
+    CHECK(s == SP_ERR_INVALID_ARG && strstr(sp_error_message(), want), "save of an infinite weight: %s (%s)",
+          sp_strerror(s), sp_error_message());
+    CHECK(access(path, F_OK) != 0 && temp_files_left() == 0, "a refused save left a file");
+    free(p);
+    sp_trainer_destroy(t);
+}
+
 /* Random damage to a good header (bytes flipped, the header cut short):
  * reading must fail cleanly or succeed, never read out of bounds (the
  * sanitizer build checks that). */
@@ -323,6 +350,7 @@ int main(void)
     resume_exact(g, SP_OPTIMIZER_ADAMW);
     mismatches(g);
     save_paths(g);
+    non_finite_save(g);
     char good[600];
     path_of(good, "good.safetensors");
     damaged_headers(good);
