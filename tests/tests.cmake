@@ -54,3 +54,7 @@ set_tests_properties(install PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600
 # hostile and careless use (issue 11): crafted checkpoints, odd paths, killed saves, limits
 add_test(NAME cli_hostile COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_hostile.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_hostile PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
+
+# every JSON the command prints parses with a strict parser
+add_test(NAME cli_json COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_json.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_json PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)

@@ -210,7 +210,7 @@ void report_result(const struct train_args *a, struct run *r)
     uint64_t sum = 0;
     sp_trainer_params_checksum(r->t, &sum); /* collective under MPI: every rank takes part */
     const int has_test = r->d.set->has_test;
-    const double acc = has_test ? (double)r->correct / r->d.test.n : NAN;
+    const double acc = has_test && r->evaluated ? (double)r->correct / r->d.test.n : NAN; /* null before an epoch ends */
     if (!a->print) {
         /* the figures were printed by rank 0 */
     } else if (a->json) {
@@ -233,7 +233,7 @@ void report_result(const struct train_args *a, struct run *r)
                r->test_loss, 100.0 * acc, r->correct, r->d.test.n, sum);
     } else if (!a->quiet) {
         printf("final loss %.6f, %.1f samples/s, %.1f s", r->loss, r->samples_per_s, r->seconds);
-        if (has_test)
+        if (has_test && r->evaluated)
             printf(", test accuracy %.2f%%", 100.0 * acc);
         printf(", params checksum %016" PRIx64 "\n", sum);
     }

@@ -106,6 +106,7 @@ static int evaluate(struct run *r)
     sp_status s = d->set->windows
                       ? sp_trainer_evaluate(r->t, d->val_x, d->val_y, d->n_val, &r->test_loss, &r->correct)
                       : sp_trainer_evaluate(r->t, d->test.x, d->test.label, d->test.n, &r->test_loss, &r->correct);
+    r->evaluated = s == SP_OK;
     return s == SP_OK ? 0 : cli_fail("evaluating", s);
 }
 

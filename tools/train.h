@@ -178,6 +178,7 @@ struct run {
     float loss;                 /* of the last step */
     double test_loss;           /* of the test set; text: the validation loss (nats per character) */
     long correct;
+    int evaluated;              /* test_loss and correct hold an evaluation (not before the first one) */
     double loss_sum;            /* text: training losses since the last evaluation */
     long loss_n;
     double interval_t0;         /* text: when those steps started */
