@@ -3,6 +3,7 @@
  * atomic_file.h), and what a path must be to be written that way. It does
  * not decide what goes into the file, nor which MPI rank writes it.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "atomic_file.h"
 #include "internal.h"
 
@@ -93,6 +94,25 @@ static void release(sp_atomic_file *a, int remove)
     a->f = NULL;
 }
 
+/* Linux: an unnamed file in dest's folder (O_TMPFILE), named only once it is
+ * complete, so that a process killed while writing leaves nothing behind.
+ * -1 where the file system or the kernel cannot, or /proc (which linkat
+ * needs to name it) is not mounted. */
+static int open_unnamed(const char *dest)
+{
+#if defined(O_TMPFILE)
+    char *copy = strdup(dest);
+    int fd = copy && access("/proc/self/fd", X_OK) == 0
+                 ? open(dirname(copy), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666) /* 0666 & ~umask */
+                 : -1;
+    free(copy);
+    return fd;
+#else
+    (void)dest;
+    return -1;
+#endif
+}
+
 sp_status sp_atomic_file_open(sp_atomic_file *a, const char *path)
 {
     memset(a, 0, sizeof(*a));
@@ -107,21 +127,30 @@ sp_status sp_atomic_file_open(sp_atomic_file *a, const char *path)
         return sp_set_error(SP_ERR_NOMEM, "%s: out of memory", path);
     }
     snprintf(a->tmp, n, "%s.tmp.XXXXXX", dest);
-    int fd = mkstemp(a->tmp);
-    if (fd < 0) {
-        sp_status s = sp_set_error(SP_ERR_IO, "%s: cannot create a temporary file beside it (%s)", path,
-                                   strerror(errno));
-        release(a, 0);
-        return s;
+    int fd = open_unnamed(dest);
+    a->unnamed = fd >= 0;
+    if (!a->unnamed) { /* a named temporary file, removed on failure (not if the process is killed) */
+        if ((fd = mkstemp(a->tmp)) < 0) {
+            sp_status s = sp_set_error(SP_ERR_IO, "%s: cannot create a temporary file beside it (%s)", path,
+                                       strerror(errno));
+            release(a, 0);
+            return s;
+        }
+        /* mkstemp makes the file 0600; what we write gets the usual 0666 & ~umask */
+        mode_t um = umask(0);
+        umask(um);
+        if (fchmod(fd, 0666 & ~um) != 0) {
+            sp_status s = sp_set_error(SP_ERR_IO, "%s: cannot set up the temporary file %s (%s)", path, a->tmp,
+                                       strerror(errno));
+            close(fd);
+            release(a, 1);
+            return s;
+        }
     }
-    /* mkstemp makes the file 0600; what we write gets the usual 0666 & ~umask */
-    mode_t um = umask(0);
-    umask(um);
-    if (fchmod(fd, 0666 & ~um) != 0 || !(a->f = fdopen(fd, "w"))) {
-        sp_status s = sp_set_error(SP_ERR_IO, "%s: cannot set up the temporary file %s (%s)", path, a->tmp,
-                                   strerror(errno));
+    if (!(a->f = fdopen(fd, "w"))) {
+        sp_status s = sp_set_error(SP_ERR_IO, "%s: cannot set up the temporary file (%s)", path, strerror(errno));
         close(fd);
-        release(a, 1);
+        release(a, !a->unnamed);
         return s;
     }
     return SP_OK;
@@ -135,6 +164,26 @@ sp_status sp_atomic_file_write(sp_atomic_file *a, const void *p, size_t n)
     return a->s;
 }
 
+/* Gives the complete unnamed file the name a->tmp (a fresh one each try):
+ * from here to the rename it has a name, for a moment. */
+static int name_unnamed(sp_atomic_file *a)
+{
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fileno(a->f));
+    const size_t len = strlen(a->tmp);
+    for (int tries = 0; tries < 100; tries++) {
+        char *x = a->tmp + len - 6;
+        uint64_t r = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)a ^ (uint64_t)tries * 0xbf58476d1ce4e5b9ULL;
+        for (int i = 0; i < 6; i++, r /= 62)
+            x[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[r % 62];
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, a->tmp, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
+}
+
 sp_status sp_atomic_file_commit(sp_atomic_file *a)
 {
     sp_status s = a->s;
@@ -143,6 +192,13 @@ sp_status sp_atomic_file_commit(sp_atomic_file *a)
         s = sp_set_error(SP_ERR_IO, "%s: write failed (%s)", a->path, strerror(errno ? errno : EIO));
     if (s == SP_OK && fsync(fileno(a->f)) != 0)
         s = sp_set_error(SP_ERR_IO, "%s: fsync failed (%s)", a->path, strerror(errno));
+    int named = !a->unnamed;
+    if (s == SP_OK && !named) {
+        if (name_unnamed(a) == 0)
+            named = 1;
+        else
+            s = sp_set_error(SP_ERR_IO, "%s: cannot name the complete temporary file (%s)", a->path, strerror(errno));
+    }
     if (fclose(a->f) != 0 && s == SP_OK)
         s = sp_set_error(SP_ERR_IO, "%s: close failed (%s)", a->path, strerror(errno));
     const char *dest = a->target ? a->target : a->path;
@@ -158,7 +214,7 @@ sp_status sp_atomic_file_commit(sp_atomic_file *a)
         }
         free(dir_copy);
     }
-    release(a, s != SP_OK);
+    release(a, s != SP_OK && named);
     return s;
 }
 
@@ -166,5 +222,5 @@ void sp_atomic_file_abort(sp_atomic_file *a)
 {
     if (a->f)
         fclose(a->f);
-    release(a, 1);
+    release(a, !a->unnamed);
 }

@@ -113,6 +113,27 @@ expect 2 "dangling.st: a symbolic link to .*missing.st, which does not exist" \
     train "${small[@]}" --steps 1 --save "$tmp/dangling.st"
 [ -L "$tmp/dangling.st" ] || fail "--save replaced a dangling symbolic link"
 
+# ---- 6. saves cut short leave nothing behind ------------------------------------
+# kill -9 during --save-every 1 (a 16 MB checkpoint each step: most kills land inside a save)
+mkdir "$tmp/killed"
+for i in $(seq 12); do
+    "$bin" train --hidden 1024,1024,1024 --inputs 8 --batch 16 --samples 64 --steps 100000 --save-every 1 \
+        --save "$tmp/killed/k.st" --quiet >/dev/null 2>&1 &
+    pid=$!
+    sleep "0.$((RANDOM % 6 + 4))"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+done
+left=$(ls "$tmp/killed" | grep -c '\.tmp\.')
+[ "$left" -eq 0 ] || fail "12 kill -9 during saves left $left temporary files: $(ls "$tmp/killed")"
+# under a file size limit the write fails with EFBIG (SIGXFSZ is ignored), the usual clean-up runs
+(ulimit -f 64; exec "$bin" train "${small[@]}" --hidden 256,256 --steps 1 --save "$tmp/limited.st") 2>"$tmp/err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "a save past ulimit -f exited $rc, expected 1 (153: killed by SIGXFSZ)"
+grep -q "limited.st: write failed (File too large)" "$tmp/err" || fail "ulimit -f: $(cat "$tmp/err")"
+ls "$tmp" | grep -q '\.tmp\.' && fail "a save past ulimit -f left $(ls "$tmp" | grep '\.tmp\.')"
+[ -e "$tmp/limited.st" ] && fail "a save past ulimit -f left a partial checkpoint"
+
 # ---- 7. output folders are checked before the run, not after it --------------
 # (--steps 1000000 would take minutes: the refusal must come first)
 limit=20
