@@ -297,10 +297,13 @@ sp_status sp_checkpoint_load(sp_trainer_t *t, const char *path, int with_optimiz
         (s = check_values(path, e, n)) != SP_OK)
         goto out;
     if (with_optimizer) {
+        /* digits as sp_checkpoint_save writes them, at most 2^53 steps (a double counts them exactly) */
         const char *v = sp_meta_get(&f.meta, "starpipe.step");
-        char *end;
-        step = v ? strtol(v, &end, 10) : -1;
-        if (!v || *end || step < 0) {
+        const size_t len = v ? strlen(v) : 0;
+        step = -1;
+        if (len && len <= 16 && strspn(v, "0123456789") == len && (v[0] != '0' || len == 1))
+            step = strtol(v, NULL, 10);
+        if (step < 0 || step > (1L << 53)) {
             s = sp_set_error(SP_ERR_IO, "%s: metadata 'starpipe.step' is missing or not a count", path);
             goto out;
         }

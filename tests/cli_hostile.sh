@@ -85,6 +85,26 @@ st fill "$tmp/gpt.st" "$tmp/gpt-nan.st" transformer.wte.weight nan
 expect 1 "gpt-nan.st: tensor 'transformer.wte.weight' holds a non-finite value" eval --load "$tmp/gpt-nan.st"
 expect 1 "gpt-nan.st: tensor 'transformer.wte.weight' holds a non-finite value" generate --load "$tmp/gpt-nan.st"
 
+# ---- 8. every number read from a checkpoint is bounded and strictly written --------
+for kv in starpipe.step=9223372036854775807 starpipe.step=99999999999999999999 starpipe.step=-1 \
+          starpipe.step=" 2" starpipe.step=+2 starpipe.step=02; do
+    st meta "$tmp/good.st" "$tmp/num.st" "$kv"
+    expect 1 "num.st: metadata 'starpipe.step' is missing or not a count" train --resume "$tmp/num.st" --steps 3
+done
+for kv in epoch=9223372036854775807 epoch=1e3 batch_in_epoch=4611686018427387904 inputs=08 classes=0x10 \
+          batch=" 16" seed=18446744073709551616 microbatches=4.0 lr_warmup=-0 lr_decay_steps=9223372036854775807; do
+    st meta "$tmp/good.st" "$tmp/num.st" "$kv"
+    expect 1 "num.st: metadata '${kv%%=*}' is missing or out of range" train --resume "$tmp/num.st" --steps 3
+done
+for kv in lr=inf lr=nan lr=" 0.1" lr=0.1x; do
+    st meta "$tmp/good.st" "$tmp/num.st" "$kv"
+    expect 1 "num.st: metadata 'lr' is not a learning rate" train --resume "$tmp/num.st" --steps 3
+done
+st meta "$tmp/gpt.st" "$tmp/num.st" dropout=" 0.1"
+expect 1 "num.st: metadata 'dropout' or 'tie_embeddings' is missing or out of range" generate --load "$tmp/num.st"
+st meta "$tmp/gpt.st" "$tmp/num.st" context=08
+expect 1 "num.st: metadata 'context' is missing or out of range" generate --load "$tmp/num.st"
+
 # ---- 2. --save and --trace write regular files only --------------------------
 mkfifo "$tmp/fifo"
 expect 2 "fifo: exists and is not a regular file \(a FIFO\)" train "${small[@]}" --steps 1 --save "$tmp/fifo"
