@@ -2,8 +2,9 @@
  * checkpoint.c — what starpipe keeps in a safetensors file and how a trainer
  * is saved into it and restored from it: one F32 tensor per parameter
  * (PyTorch's names and shapes), the optimizer state as
- * "optimizer.<param>.<buffer>", and the metadata keys "starpipe.step" and
- * "starpipe.optimizer" beside the caller's.
+ * "optimizer.<param>.<buffer>", and the metadata keys "starpipe.step",
+ * "starpipe.optimizer" and "starpipe.checksum" (FNV-1a 64 of the tensors'
+ * bytes, verified on load when present) beside the caller's.
  *
  * Loading checks every tensor against the model, and every value (finite;
  * AdamW's second moments not negative), before touching the trainer; saving
@@ -15,6 +16,7 @@
 #include "safetensors.h"
 #include "sp_mpi.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +89,33 @@ static sp_status check_values(const char *path, const struct entry *e, int n)
     return SP_OK;
 }
 
+/* FNV-1a 64 of the tensors' bytes in file order: the whole data section. */
+static uint64_t tensors_checksum(const struct entry *e, int n)
+{
+    uint64_t h = SP_FNV1A_INIT;
+    for (int k = 0; k < n; k++)
+        h = sp_fnv1a(h, e[k].values, e[k].count * sizeof(float));
+    return h;
+}
+
+/* The data section against "starpipe.checksum" when the file has one (older
+ * checkpoints have none and load as before). */
+static sp_status verify_checksum(const char *path, const sp_st_file *f)
+{
+    const char *v = sp_meta_get(&f->meta, "starpipe.checksum");
+    if (!v)
+        return SP_OK;
+    if (strncmp(v, "fnv1a64:", 8) || strlen(v) != 24 || strspn(v + 8, "0123456789abcdef") != 16)
+        return sp_set_error(SP_ERR_IO, "%s: metadata 'starpipe.checksum' is not 'fnv1a64:' and 16 hex digits", path);
+    const uint64_t want = strtoull(v + 8, NULL, 16);
+    const uint64_t have = sp_fnv1a(SP_FNV1A_INIT, f->bytes + f->data_start, f->size - f->data_start);
+    if (have != want)
+        return sp_set_error(SP_ERR_IO, "%s: the tensors' bytes do not match the checkpoint's checksum (fnv1a64 %016" PRIx64
+                                       ", the file says %016" PRIx64 "): the file was damaged or edited",
+                            path, have, want);
+    return SP_OK;
+}
+
 static const char *optimizer_of(const sp_trainer_t *t)
 {
     return sp_optimizer_name(sp_trainer_optimizer(t));
@@ -125,10 +154,12 @@ sp_status sp_checkpoint_save(sp_trainer_t *t, const char *path, const sp_meta *m
     sp_meta m = {0};
     if (meta)
         m = *meta;
-    char step[32];
+    char step[32], sum[32];
     snprintf(step, sizeof(step), "%ld", sp_trainer_step_count(t));
+    snprintf(sum, sizeof(sum), "fnv1a64:%016" PRIx64, tensors_checksum(e, n));
     if ((s = sp_meta_set(&m, "starpipe.step", step)) != SP_OK ||
-        (s = sp_meta_set(&m, "starpipe.optimizer", optimizer_of(t))) != SP_OK)
+        (s = sp_meta_set(&m, "starpipe.optimizer", optimizer_of(t))) != SP_OK ||
+        (s = sp_meta_set(&m, "starpipe.checksum", sum)) != SP_OK)
         goto out;
     if (sp_mpi_rank() == 0) /* under MPI every rank gathered the values; rank 0 writes them */
         s = sp_safetensors_write(path, &m, tensors, n);
@@ -227,6 +258,8 @@ sp_status sp_checkpoint_check(const sp_graph_t *g, const char *path)
         return sp_set_error(SP_ERR_INVALID_ARG, "checkpoint: NULL argument");
     sp_st_file f;
     sp_status s = sp_safetensors_read(path, &f);
+    if (s == SP_OK && (s = verify_checksum(path, &f)) != SP_OK)
+        sp_safetensors_free(&f);
     const int np = sp_graph_param_tensor_count(g);
     char *found = s == SP_OK ? calloc((size_t)np + 1, 1) : NULL;
     if (s == SP_OK && !found)
@@ -279,6 +312,8 @@ sp_status sp_checkpoint_load(sp_trainer_t *t, const char *path, int with_optimiz
     int n = -1;
     long step = 0; /* with_optimizer: from the metadata */
     sp_status s = sp_safetensors_read(path, &f);
+    if (s == SP_OK)
+        s = verify_checksum(path, &f);
     if (s != SP_OK)
         goto out;
     if (params && state)

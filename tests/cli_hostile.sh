@@ -105,6 +105,47 @@ expect 1 "num.st: metadata 'dropout' or 'tie_embeddings' is missing or out of ra
 st meta "$tmp/gpt.st" "$tmp/num.st" context=08
 expect 1 "num.st: metadata 'context' is missing or out of range" generate --load "$tmp/num.st"
 
+# ---- 9. strict readers: anything the writer would not write is refused ------------
+for edit in "hlen-1:bytes after the last tensor" "dup-meta:metadata key '.*' appears twice" \
+            "dup-tensor:tensor '.*' appears twice" "overlap:tensor '.*' starts at byte [0-9]+, inside" \
+            "leading-zero:number with a leading zero" "hole:tensor '.*' starts at byte [0-9]+, after a gap" \
+            "tail:bytes after the last tensor"; do
+    st header "$tmp/good.st" "$tmp/edit.st" "${edit%%:*}"
+    expect 1 "edit.st: .*${edit#*:}" train --resume "$tmp/edit.st" --steps 3
+done
+st meta "$tmp/good.st" "$tmp/act.st" activation=swish
+expect 1 "act.st: metadata 'activation' is 'swish', not relu or gelu" train --resume "$tmp/act.st" --steps 3
+st meta "$tmp/good.st" "$tmp/sched.st" lr_schedule=step
+expect 1 "sched.st: metadata 'lr_schedule' is 'step', not constant or cosine" train --resume "$tmp/sched.st" --steps 3
+st meta "$tmp/good.st" "$tmp/data.st" data=imagenet
+expect 1 "data.st: not a starpipe checkpoint \(metadata model/data missing or unknown\)" train --resume "$tmp/data.st"
+st meta "$tmp/gpt.st" "$tmp/vocab.st" vocab=1,2,x
+expect 1 "vocab.st: metadata 'text' or 'vocab' is missing" generate --load "$tmp/vocab.st"
+# the tensors' bytes carry a checksum: one changed weight (still finite) is found; a file without one still loads
+grep -q "starpipe.checksum" "$tmp/good.st" || fail "a saved checkpoint has no starpipe.checksum"
+st flip "$tmp/good.st" "$tmp/flip.st" fc1.weight 3 0.125
+expect 1 "flip.st: the tensors' bytes do not match the checkpoint's checksum" train --resume "$tmp/flip.st" --steps 3
+st meta "$tmp/good.st" "$tmp/sum.st" starpipe.checksum=fnv1a64:zz
+expect 1 "sum.st: metadata 'starpipe.checksum' is not" train --resume "$tmp/sum.st" --steps 3
+st meta "$tmp/good.st" "$tmp/old.st" starpipe.checksum=
+"$bin" train --resume "$tmp/old.st" --steps 3 --quiet >/dev/null 2>"$tmp/err" || fail "a checkpoint without checksum: $(cat "$tmp/err")"
+# IDX files: a gzip member cut before its CRC trailer, images that are not 28 x 28
+mkdir -p "$tmp/fm" "$tmp/fm-crc" "$tmp/fm-flat"
+python3 "$here/make_idx.py" "$tmp/fm"
+cp "$tmp"/fm/* "$tmp/fm-crc/"; cp "$tmp"/fm/* "$tmp/fm-flat/"
+python3 - "$tmp/fm-crc/train-labels-idx1-ubyte.gz" "$tmp/fm-flat/train-images-idx3-ubyte.gz" <<'PY'
+import gzip, struct, sys
+labels, images = sys.argv[1:]
+b = open(labels, "rb").read()
+open(labels, "wb").write(b[:-8])  # the CRC-32 and length trailer gone
+raw = gzip.open(images).read()
+n = struct.unpack(">I", raw[4:8])[0]
+gzip.open(images, "wb").write(raw[:8] + struct.pack(">II", 1, 784) + raw[16:])  # n x 1 x 784
+PY
+expect 1 "train-labels-idx1-ubyte.gz: (corrupt gzip data|truncated)" train --data fashion-mnist --data-dir "$tmp/fm-crc" --steps 1
+expect 1 "train-images-idx3-ubyte.gz: images are 1 x 784, not 28 x 28" \
+    train --data fashion-mnist --data-dir "$tmp/fm-flat" --steps 1
+
 # ---- 2. --save and --trace write regular files only --------------------------
 mkfifo "$tmp/fifo"
 expect 2 "fifo: exists and is not a regular file \(a FIFO\)" train "${small[@]}" --steps 1 --save "$tmp/fifo"

@@ -5,8 +5,10 @@ A safetensors file is an 8-byte little-endian header length N, N bytes of
 JSON, then the tensors' bytes. Each command reads IN and writes OUT:
 
   meta IN OUT KEY=VALUE...     set (or with KEY= and no value: drop) metadata keys
-  poke IN OUT TENSOR I VALUE   element I of an F32 tensor set to VALUE (nan, -1, inf, ...)
-  fill IN OUT TENSOR VALUE     every element of an F32 tensor set to VALUE
+  poke IN OUT TENSOR I VALUE   element I of an F32 tensor set to VALUE (nan, -1, inf, ...), the
+                               checksum (starpipe.checksum) recomputed, as a careful writer would
+  fill IN OUT TENSOR VALUE     every element of an F32 tensor set to VALUE, the checksum recomputed
+  flip IN OUT TENSOR I VALUE   as poke, but the checksum left as it was (damage, not an edit)
   header IN OUT EDIT           a raw edit of the header text or its length:
                                hlen-1 (the length one byte short), dup-meta (a metadata key twice),
                                dup-tensor (a tensor entry twice), overlap (a tensor's bytes start
@@ -34,6 +36,13 @@ def write(path, header, data, text=None):
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + data)
+
+
+def fnv1a64(data):
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
 
 
 def tensors(header):
@@ -126,7 +135,7 @@ def main(argv):
                 header["__metadata__"].pop(k, None)
             else:
                 header["__metadata__"][k] = v
-    elif cmd == "poke":
+    elif cmd in ("poke", "flip"):
         name, i, value = argv[4], int(argv[5]), float(argv[6])
         data = set_floats(header, data, name, lambda v: v[:i] + [value] + v[i + 1:])
     elif cmd == "fill":
@@ -137,6 +146,8 @@ def main(argv):
         return
     else:
         sys.exit(f"st_tool.py: unknown command {cmd}")
+    if cmd in ("poke", "fill") and "starpipe.checksum" in header["__metadata__"]:
+        header["__metadata__"]["starpipe.checksum"] = f"fnv1a64:{fnv1a64(data):016x}"
     write(out, header, data)
 
 

@@ -115,6 +115,10 @@ static int adopt_mlp(const struct train_args *a, const sp_meta *m, const char *p
         return 1;
     }
     out->kind = MODEL_MLP;
+    if (strcmp(act, "relu") && strcmp(act, "gelu")) {
+        fprintf(stderr, "starpipe: %s: metadata 'activation' is '%s', not relu or gelu\n", path, act);
+        return 1;
+    }
     out->gelu = !strcmp(act, "gelu");
     if (parse_list("checkpoint 'hidden'", hidden, 1, 1 << 16, out->hidden, MAX_LAYERS, &out->n_hidden))
         return 1;
@@ -293,6 +297,10 @@ static int adopt_schedule(struct train_args *a, const sp_meta *m, const char *pa
             return 1;
         }
         a->o.optimizer.lr = v;
+    }
+    if (sched && strcmp(sched, "cosine") && strcmp(sched, "constant")) {
+        fprintf(stderr, "starpipe: %s: metadata 'lr_schedule' is '%s', not constant or cosine\n", path, sched);
+        return 1;
     }
     if (sched && !a->given.lr_schedule)
         a->cosine = !strcmp(sched, "cosine");
