@@ -146,6 +146,33 @@ expect 1 "train-labels-idx1-ubyte.gz: (corrupt gzip data|truncated)" train --dat
 expect 1 "train-images-idx3-ubyte.gz: images are 1 x 784, not 28 x 28" \
     train --data fashion-mnist --data-dir "$tmp/fm-flat" --steps 1
 
+# ---- 12. --steps 0 --save: the initial weights and a zero optimizer state -----------
+"$bin" train "${small[@]}" --steps 0 --save "$tmp/init.st" --json >"$tmp/out" 2>"$tmp/err" \
+    || fail "--steps 0 --save: $(cat "$tmp/err")"
+python3 - "$tmp/init.st" "$tmp/out" <<'PY' || fail "--steps 0: the checkpoint or the JSON is wrong"
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+assert h["__metadata__"]["starpipe.step"] == "0", h["__metadata__"]
+for k, t in h.items():
+    if k.startswith("optimizer."):
+        s, e = t["data_offsets"]
+        assert b[8 + n + s:8 + n + e] == bytes(e - s), f"{k} is not zero"
+d = json.loads(open(sys.argv[2]).read(), parse_constant=lambda c: 1 / 0)
+assert d["steps"] == 0 and d["final_loss"] is None, d
+PY
+# one step from the saved initial weights is the first step of a fresh run
+"$bin" train "${small[@]}" --steps 1 --json >"$tmp/fresh.json" 2>/dev/null
+"$bin" train "${small[@]}" --resume "$tmp/init.st" --steps 1 --json >"$tmp/resumed.json" 2>/dev/null
+[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["params_checksum"])' "$tmp/fresh.json")" = \
+  "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["params_checksum"])' "$tmp/resumed.json")" ] \
+    || fail "a step from --steps 0's checkpoint differs from a fresh run's first step"
+"$bin" train --data fashion-mnist --data-dir "$tmp/fm" --hidden 16 --batch 64 --epochs 0 --save "$tmp/init-fm.st" \
+    --quiet >/dev/null 2>"$tmp/err" || fail "--epochs 0 --save: $(cat "$tmp/err")"
+"$bin" train "${gpt[@]}" --steps 0 --save "$tmp/init-gpt.st" >/dev/null 2>"$tmp/err" \
+    || fail "text --steps 0 --save: $(cat "$tmp/err")"
+
 # ---- 2. --save and --trace write regular files only --------------------------
 mkfifo "$tmp/fifo"
 expect 2 "fifo: exists and is not a regular file \(a FIFO\)" train "${small[@]}" --steps 1 --save "$tmp/fifo"

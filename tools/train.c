@@ -261,7 +261,7 @@ static int train(const struct train_args *a, struct run *r)
         return rc;
     sp_trainer_wait(r->t);
     const double train_time = now_s() - r->t0 - r->eval_time;
-    r->samples_per_s = r->timed_steps ? r->timed_steps * a->o.batch / train_time : 0.0;
+    r->samples_per_s = r->timed_steps ? r->timed_steps * a->o.batch / train_time : NAN; /* null: no step */
     return 0;
 }
 
@@ -315,7 +315,7 @@ static int run(struct train_args *a)
     if (!rc && ckpt)
         rc = restore(a, &r, ckpt);
     if (!rc && !a->lr_decay_steps) /* the schedule spans the planned run */
-        a->lr_decay_steps = a->epochs > 0 ? a->epochs * r.per_epoch : a->steps;
+        a->lr_decay_steps = a->epochs >= 0 ? a->epochs * r.per_epoch : a->steps;
     if (!rc) {
         report_plan(a, &r);
         r.t_start = r.t0 = now_s();

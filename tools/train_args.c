@@ -185,8 +185,9 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
         a->o.policy = arg;
         break;
     case OPT_CPUS: bad = parse_int("--cpus", arg, 1, 64, &a->o.ncpus); break;
-    case OPT_STEPS: bad = parse_long("--steps", arg, 1, LONG_MAX / 2, &a->steps); break;
-    case OPT_EPOCHS: bad = parse_long("--epochs", arg, 1, 1L << 30, &a->epochs); a->given.epochs = 1; break;
+    /* 0 is a run that trains nothing: with --save, the initial weights and a zero optimizer state */
+    case OPT_STEPS: bad = parse_long("--steps", arg, 0, LONG_MAX / 2, &a->steps); break;
+    case OPT_EPOCHS: bad = parse_long("--epochs", arg, 0, 1L << 30, &a->epochs); a->given.epochs = 1; break;
     case OPT_WARMUP: bad = parse_int("--warmup", arg, 0, 1 << 30, &a->warmup); break;
     case OPT_OPTIMIZER:
         if (sp_optimizer_parse(arg, &oc->type) != SP_OK)

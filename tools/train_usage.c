@@ -67,7 +67,7 @@ void train_usage(FILE *f)
             "  --stage-ranks LIST    the rank of each stage instead\n"
             "training:\n"
             "  --steps N             stop after N steps in all (default 20 for synthetic data, none for\n"
-            "                        fashion-mnist, %ld for text)\n"
+            "                        fashion-mnist, %ld for text); 0 with --save saves the initial weights\n"
             "  --epochs N            stop after N passes over the data (default %ld for fashion-mnist, none for\n"
             "                        synthetic; refused for text, whose batches are random windows: use --steps)\n"
             "  --warmup N            first steps left out of samples_per_s and tokens_per_s (default 0)\n"
