@@ -387,7 +387,7 @@ int train_args_parse(int argc, char **argv, enum command command, struct train_a
     int c, rc;
     train_args_defaults(a, command);
     opterr = 0;
-    optind = 1;
+    optind = 0; /* GNU: a fresh start, whatever an earlier parse left */
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'h') {
             train_usage(stdout);
