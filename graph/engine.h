@@ -21,6 +21,7 @@ struct sp_task_tag {
     char name[SP_TASK_NAME_MAX];
     sp_pass pass;
     int stage, microbatch;
+    int pending; /* with the stall watchdog: tasks of this tag submitted here and not finished (atomic) */
 };
 
 /* A block of parameters that one optimizer task U updates: a stage's
@@ -164,6 +165,17 @@ sp_status sp_submit_step(sp_trainer_t *t);
 sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples, int first);
 /* The forward tasks of micro-batch buffer m in evaluation mode (no dropout). */
 sp_status sp_submit_forward_chunk(sp_trainer_t *t, int m);
+
+/* watchdog.c: the stall watchdog (sp_train_opts.stall_timeout); the task
+ * and wait hooks do nothing while it is off */
+sp_status sp_watch_start(const sp_trainer_t *t, double timeout, void (*on_stall)(const char *));
+void sp_watch_stop(void);
+int sp_watch_enabled(void);
+void sp_watch_task_submitted(const struct sp_task_tag *tag);
+void sp_watch_task_done(void *tag);        /* a task callback: arg is its tag */
+void sp_watch_traced_task_done(void *arg); /* the same, with profiling: arg is a struct sp_trace_arg */
+void sp_watch_wait_begin(void);
+void sp_watch_wait_end(void);
 
 /* trace.c */
 sp_status sp_trace_init(struct sp_trace *tr);

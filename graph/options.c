@@ -171,6 +171,9 @@ sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o)
                             o->stages, o->chunks_per_worker);
     if (o->schedule == SP_SCHEDULE_INTERLEAVED && o->placement != SP_PLACEMENT_PINNED)
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: the interleaved schedule needs pinned placement");
+    if (!(o->stall_timeout >= 0.0) || !isfinite(o->stall_timeout))
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: stall timeout must be 0 (off) or a number of seconds, got %g",
+                            o->stall_timeout);
     if (o->ncpus == 0 || o->ncpus < -1 || o->ncpus > STARPU_MAXCPUS)
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: CPU workers must be -1 (all) or 1..%d, got %d",
                        STARPU_MAXCPUS, o->ncpus);

@@ -261,6 +261,12 @@ typedef struct sp_train_opts {
     int ncpus;             /* CPU workers; -1 = StarPU's default (all cores) */
     uint64_t seed;         /* parameter initialisation */
     sp_optimizer optimizer;
+    double stall_timeout;  /* seconds; > 0: when this process waits (tasks pending, a transfer, an MPI
+                              collective) and nothing moves for that long, the pending tasks are
+                              reported; 0 (default) = no watchdog */
+    void (*on_stall)(const char *report); /* gets the report (from the watchdog's thread); NULL: printed
+                                             on stderr. It may end the process (the command does:
+                                             a frozen rank would hang every other one forever) */
 } sp_train_opts;
 
 /* Defaults: K = 1, M = 1, batch 64, pinned, GPipe schedule, no recompute, no

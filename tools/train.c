@@ -332,6 +332,17 @@ static int run(struct train_args *a)
     return rc;
 }
 
+/* The stall watchdog's report: said, then this process ends (exit 1), so
+ * that under mpirun every rank still running stops instead of waiting
+ * forever for a frozen one. Runs on the watchdog's thread: nothing here may
+ * wait for the main one. */
+static void stalled(const char *report)
+{
+    fprintf(stderr, "starpipe: %s; giving up (--stall-timeout)\n", report);
+    fflush(stderr);
+    _exit(1);
+}
+
 /* Parses, starts MPI when asked (rank 0 speaks for the run), runs. */
 static int command_main(int argc, char **argv, enum command command)
 {
@@ -346,6 +357,7 @@ static int command_main(int argc, char **argv, enum command command)
         return rc;
     }
     a->print = 1;
+    a->o.on_stall = stalled;
     if (a->o.mpi) {
         sp_status s = sp_mpi_init(&argc, &argv);
         if (s != SP_OK) {

@@ -38,6 +38,9 @@ struct model_args {
 
 enum data_kind { DATA_SYNTHETIC, DATA_FASHION_MNIST, DATA_TEXT };
 
+/* --stall-timeout's default under --mpi, in seconds (0 without MPI: off). */
+#define STALL_TIMEOUT_MPI 300
+
 /* Where scripts/setup.sh puts the default corpus (the Shakespeare plays). */
 #define TEXT_DEFAULT_PATH "/usr/local/share/starpipe/shakespeare.txt"
 
@@ -76,6 +79,7 @@ struct train_args {
         int hidden, activation, inputs, classes, samples, batch, seed, data, model, microbatches, epochs;
         int layers, heads, embd, context, dropout, tie, text, eval_windows; /* gpt, text */
         int lr, lr_schedule, lr_warmup, lr_decay_steps;                     /* a resumed run keeps the saved ones */
+        int stall_timeout;
     } given;
     char ckpt_text[SP_META_VALUE_MAX], ckpt_vocab[SP_META_VALUE_MAX]; /* adopted from a checkpoint */
     sp_train_opts o;

@@ -20,7 +20,7 @@ enum {
     OPT_DATA_DIR, OPT_EPOCHS, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOAD, OPT_LR_SCHEDULE,
     OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS, OPT_MPI, OPT_STAGE_RANKS,
     OPT_DEVICE, OPT_TF32, OPT_LAYERS, OPT_HEADS, OPT_EMBD, OPT_CONTEXT, OPT_DROPOUT, OPT_TIE, OPT_TEXT,
-    OPT_EVAL_EVERY, OPT_EVAL_WINDOWS, OPT_LR_WARMUP, OPT_LR_DECAY_STEPS,
+    OPT_EVAL_EVERY, OPT_EVAL_WINDOWS, OPT_LR_WARMUP, OPT_LR_DECAY_STEPS, OPT_STALL_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -52,6 +52,7 @@ static const struct option longopts[] = {
     {"trace", required_argument, 0, OPT_TRACE},
     {"trace-steps", required_argument, 0, OPT_TRACE_STEPS},
     {"mpi", no_argument, 0, OPT_MPI},
+    {"stall-timeout", required_argument, 0, OPT_STALL_TIMEOUT},
     {"device", required_argument, 0, OPT_DEVICE},
     {"tf32", no_argument, 0, OPT_TF32},
     {"stage-ranks", required_argument, 0, OPT_STAGE_RANKS},
@@ -171,6 +172,11 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
     case OPT_TRACE: a->trace = arg; a->o.profile = 1; break;
     case OPT_TRACE_STEPS: bad = parse_long("--trace-steps", arg, 1, LONG_MAX, &a->trace_steps); break;
     case OPT_MPI: a->o.mpi = 1; break;
+    case OPT_STALL_TIMEOUT:
+        bad = parse_long("--stall-timeout", arg, 0, 1L << 30, &v);
+        a->o.stall_timeout = (double)v;
+        a->given.stall_timeout = 1;
+        break;
     case OPT_DEVICE:
         if (sp_device_parse(arg, &a->o.device) != SP_OK)
             return usage_error("%s", sp_error_message());
@@ -357,6 +363,8 @@ static int check(struct train_args *a)
     }
     if (a->n_stage_ranks && !a->o.mpi)
         return usage_error("--stage-ranks needs --mpi");
+    if (a->o.mpi && !a->given.stall_timeout) /* a frozen rank must not hang the others forever */
+        a->o.stall_timeout = STALL_TIMEOUT_MPI;
     if (a->n_stage_ranks && a->n_stage_ranks != a->o.stages)
         return usage_error("--stage-ranks needs one rank per stage (%d entries for %d stages)", a->n_stage_ranks,
                            a->o.stages);

@@ -65,6 +65,9 @@ void train_usage(FILE *f)
             "several processes (StarPU-MPI; run under mpirun):\n"
             "  --mpi                 one StarPU process per rank; stage s lives on rank s*R/K\n"
             "  --stage-ranks LIST    the rank of each stage instead\n"
+            "  --stall-timeout S     when this process waits and no task finishes nor data arrives for S\n"
+            "                        seconds, name the waiting tasks and exit 1 (default %d with --mpi, so a\n"
+            "                        frozen rank stops every rank; 0: never; off without --mpi)\n"
             "training:\n"
             "  --steps N             stop after N steps in all (default 20 for synthetic data, none for\n"
             "                        fashion-mnist, %ld for text); 0 with --save saves the initial weights\n"
@@ -118,6 +121,6 @@ void train_usage(FILE *f)
             "data set than the command line asks for is refused (exit 2), and so is a text\n"
             "with characters outside a checkpoint's vocabulary (exit 1).\n",
             SP_FASHION_MNIST_DIR, TEXT_DEFAULT_PATH, g->layers, g->heads, g->embd, g->context, (double)g->dropout,
-            text->eval_every, text->eval_windows, text->microbatches, text->batch, sp_sched_policy_names(),
+            text->eval_every, text->eval_windows, text->microbatches, text->batch, sp_sched_policy_names(), STALL_TIMEOUT_MPI,
             text->steps, data_set_of(DATA_FASHION_MNIST)->epochs, text->lr_warmup);
 }
