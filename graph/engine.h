@@ -136,6 +136,10 @@ struct sp_trainer {
 
 /* options.c */
 sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o);
+/* What StarPU will need from the environment (its home, STARPU_LIMIT_CPU_MEM
+ * against the memory estimate): checked before starpu_init, which aborts or
+ * hangs instead. */
+sp_status sp_env_check(const sp_trainer_t *t);
 struct starpu_sched_policy *sp_policy_find(const char *name);
 
 /* placement.c: each stage's worker or worker set (after starpu_init) */

@@ -159,6 +159,8 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     if (s == SP_OK) /* nothing is allocated, nor StarPU started, for a run that cannot be held */
         s = sp_data_check(t);
     if (s == SP_OK)
+        s = sp_env_check(t);
+    if (s == SP_OK)
         s = start_starpu(t, o);
     /* under MPI a rank that could not start makes every rank fail, not hang */
     if (t->mpi && sp_mpi_max_int(s != SP_OK) && s == SP_OK) {

@@ -173,6 +173,24 @@ PY
 "$bin" train "${gpt[@]}" --steps 0 --save "$tmp/init-gpt.st" >/dev/null 2>"$tmp/err" \
     || fail "text --steps 0 --save: $(cat "$tmp/err")"
 
+# ---- 10. the environment StarPU needs is checked before StarPU starts -----------
+limit=20
+STARPU_HOME="$tmp/good.st" expect 1 "StarPU keeps its performance models in .*good.st/.starpu/sampling \\(from STARPU_HOME\\): .*good.st is not a folder" \
+    train "${small[@]}" --steps 1
+if [ "$(id -u)" -ne 0 ]; then # root writes anywhere
+    mkdir -p "$tmp/rohome"; STARPU_HOME="$tmp/rohome" "$bin" train "${small[@]}" --steps 1 >/dev/null 2>&1
+    chmod -R a-w "$tmp/rohome"
+    STARPU_HOME="$tmp/rohome" expect 1 "StarPU keeps its performance models in .*rohome/.starpu/sampling \\(from STARPU_HOME\\): cannot write" \
+        train "${small[@]}" --steps 1
+    chmod -R u+w "$tmp/rohome"
+fi
+# StarPU waits forever for memory it may not take: refused, with what the run needs
+STARPU_LIMIT_CPU_MEM=1 expect 1 "STARPU_LIMIT_CPU_MEM=1 \(MB\) is less than the [0-9.]+ MB StarPU must allocate" \
+    train --hidden 512,512 --inputs 64 --batch 512 --samples 1024 --steps 2 --quiet
+STARPU_LIMIT_CPU_MEM=1000 "$bin" train "${small[@]}" --steps 2 >/dev/null 2>"$tmp/err" \
+    || fail "a run within STARPU_LIMIT_CPU_MEM: $(cat "$tmp/err")"
+limit=120
+
 # ---- 2. --save and --trace write regular files only --------------------------
 mkfifo "$tmp/fifo"
 expect 2 "fifo: exists and is not a regular file \(a FIFO\)" train "${small[@]}" --steps 1 --save "$tmp/fifo"
