@@ -9,8 +9,10 @@
 #include "engine.h"
 #include "sp_mpi.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static sp_status alloc_host(void **p, size_t bytes, const char *what)
 {
@@ -34,10 +36,11 @@ static sp_status check_size(long n, const char *what, int stage)
                         what, stage, n, SP_MAX_ELEMENTS);
 }
 
-/* Every buffer's size, before anything is allocated or registered. */
+/* Every buffer's size, before anything is allocated or registered: the
+ * input micro-batch, then each stage's buffers in the order data flows. */
 static sp_status check_sizes(const sp_trainer_t *t)
 {
-    sp_status s = SP_OK;
+    sp_status s = check_size(t->rows * t->act_numel[0], "the input micro-batch", 0);
     for (int b = 0; b < t->n_blocks && s == SP_OK; b++)
         s = check_size(2 * t->blocks[b].n, "the parameters (and optimizer state)", t->blocks[b].stage);
     for (int k = 0; k < t->K && s == SP_OK; k++) {
@@ -49,9 +52,107 @@ static sp_status check_sizes(const sp_trainer_t *t)
                 SP_OK)
             s = check_size(t->rows * t->act_numel[k + 1], "the activations leaving", k);
     }
-    if (s == SP_OK)
-        s = check_size(t->rows * t->act_numel[0], "the input micro-batch", 0);
     return s;
+}
+
+/* What StarPU keeps per registered handle (its state and one replicate per
+ * memory node and worker; measured: about 7 KB with 64 CPUs and 8 GPUs
+ * configured) and per task in flight (task, job, buffers). */
+#define HANDLE_BYTES 8192.0
+#define TASK_BYTES 2048.0
+
+/* The memory this rank's part of the run takes, in bytes: parameters,
+ * optimizer state and gradients of the blocks it owns; for its stages, the
+ * stash buffers the schedule keeps, one copy of each scratch buffer, the
+ * activations and gradients of every micro-batch at both ends; the
+ * micro-batch inputs and targets; StarPU's handles and a step's tasks. With
+ * --device cuda the stages' buffers live on the GPU and only host memory is
+ * counted here. An estimate: StarPU may keep a few more copies (a free
+ * placement runs a stage's scratch on several workers). */
+static void estimate(const sp_trainer_t *t, struct sp_memory_estimate *e)
+{
+    memset(e, 0, sizeof(*e));
+    const int K = t->K, M = t->M, host_acts = t->device != SP_DEVICE_CUDA;
+    double handles = 3 + (double)M * (2 * K + 2); /* act(0..K), grad(1..K), target per m; loss, eval, work */
+    for (int b = 0; b < t->n_blocks; b++) {
+        const struct sp_param_block *pb = &t->blocks[b];
+        const long opt = t->optimizer.type == SP_OPTIMIZER_ADAMW ? 2 * pb->n : pb->n;
+        handles += 2 + pb->n_grads;
+        if (OWNS(t, pb->stage)) {
+            e->params += 4.0 * pb->n;
+            e->optimizer += 4.0 * opt;
+        }
+        for (int u = 0; u < pb->n_grads; u++)
+            if (OWNS(t, pb->grad_stage[u]))
+                e->gradients += 4.0 * pb->n;
+    }
+    for (int k = 0; k < K; k++) {
+        const struct sp_stage_plan *sp = &t->st[k];
+        const struct sp_stage_desc *d = &sp->desc;
+        const int zb = d->split_backward;
+        const double full = (double)t->rows * d->stash_numel, op_work = (double)t->rows * d->work_numel;
+        const double acts = (double)t->rows * d->grad_numel + (t->recompute ? full : 0.0);
+        handles += 1 + t->recompute + zb + (double)sp->n_stash * (1 + zb);
+        if (!OWNS(t, k) || !host_acts)
+            continue;
+        e->stashes += 4.0 * sp->n_stash * ((double)sp->stash_floats + (zb ? acts : 0.0));
+        e->scratch += 4.0 * (acts + op_work + (t->recompute ? full : 0.0) + (zb ? op_work : 0.0));
+    }
+    for (int b = 1; b <= K && host_acts; b++) /* act(b), grad(b): written by stage b−1, read by stage b */
+        if (OWNS(t, b - 1) || OWNS(t, b < K ? b : K - 1))
+            e->activations += 2.0 * 4.0 * M * (double)t->rows * t->act_numel[b];
+    const sp_graph_t *g = t->g;
+    if (OWNS(t, 0))
+        e->batches += 4.0 * M * (double)t->rows * g->tensors[g->input].numel;
+    if (OWNS(t, K - 1))
+        e->batches += 4.0 * M * (double)t->rows * sp_graph_target_numel(g) +
+                      2.0 * 8.0 * t->rows * sp_graph_loss_rows(g);
+    const double tasks = 3.0 * K * M + 2.0 * M + t->n_blocks; /* F, B, W, L, E, U of one step */
+    e->runtime = HANDLE_BYTES * handles + TASK_BYTES * tasks;
+    e->total = e->params + e->optimizer + e->gradients + e->stashes + e->scratch + e->activations + e->batches +
+               e->runtime;
+}
+
+/* The memory this process may use: the machine's, or less where a control
+ * group or an address-space limit says so. 0 when unknown. */
+static double memory_available(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    double m = pages > 0 && page > 0 ? (double)pages * page : 0.0;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r"); /* cgroup v2; "max" when unlimited */
+    unsigned long long limit;
+    if (f && fscanf(f, "%llu", &limit) == 1 && limit > 0 && (m == 0.0 || (double)limit < m))
+        m = (double)limit;
+    if (f)
+        fclose(f);
+    return m;
+}
+
+static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+
+sp_status sp_data_check(sp_trainer_t *t)
+{
+    sp_status s = check_sizes(t);
+    if (s != SP_OK)
+        return s;
+    struct sp_memory_estimate *e = &t->memory;
+    estimate(t, e);
+    const double have = memory_available();
+    if (have > 0.0 && e->total > have)
+        return sp_set_error(SP_ERR_NOMEM,
+                            "trainer: the run needs about %.1f GiB of memory%s (parameters %.1f, optimizer state %.1f, "
+                            "gradients %.1f, stashes %.1f, scratch %.1f, activations %.1f, micro-batches %.1f, "
+                            "StarPU's handles and tasks %.1f), more than the %.1f GiB this machine has (use fewer "
+                            "micro-batches, a smaller batch or model, --recompute or the 1f1b schedule)",
+                            gib(e->total), t->mpi ? " on this rank" : "", gib(e->params), gib(e->optimizer),
+                            gib(e->gradients), gib(e->stashes), gib(e->scratch), gib(e->activations),
+                            gib(e->batches), gib(e->runtime), gib(have));
+    return SP_OK;
+}
+
+size_t sp_trainer_memory_estimate(const sp_trainer_t *t)
+{
+    return t ? (size_t)t->memory.total : 0;
 }
 
 /* Registers a vector: on its host buffer where this rank owns it (or
@@ -136,7 +237,7 @@ sp_status sp_data_register(sp_trainer_t *t)
 {
     const sp_graph_t *g = t->g;
     const int K = t->K, M = t->M;
-    sp_status s = check_sizes(t);
+    sp_status s = SP_OK; /* sizes were checked before StarPU started (sp_data_check) */
     for (int b = 0; b < t->n_blocks && s == SP_OK; b++)
         s = register_block(t, &t->blocks[b]);
     if (s != SP_OK)

@@ -21,6 +21,7 @@ struct sp_task_tag {
     char name[SP_TASK_NAME_MAX];
     sp_pass pass;
     int stage, microbatch;
+    int pending; /* with the stall watchdog: tasks of this tag submitted here and not finished (atomic) */
 };
 
 /* A block of parameters that one optimizer task U updates: a stage's
@@ -76,6 +77,11 @@ struct sp_trace {
     double t0_us; /* StarPU's clock right after starpu_init */
 };
 
+/* What a run's memory goes to, in bytes, on this rank (data.c). */
+struct sp_memory_estimate {
+    double params, optimizer, gradients, stashes, scratch, activations, batches, runtime, total;
+};
+
 struct sp_trainer {
     sp_graph_t *g;
     int K, M;    /* stages, micro-batches */
@@ -117,6 +123,7 @@ struct sp_trainer {
     int mpi, rank, nranks;
     int *stage_rank;
     int64_t next_tag; /* handles are registered in the same order on every rank */
+    struct sp_memory_estimate memory; /* checked before StarPU starts */
 };
 
 /* The rank that owns stage s's data (0 without MPI). */
@@ -129,13 +136,19 @@ struct sp_trainer {
 
 /* options.c */
 sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o);
+/* What StarPU will need from the environment (its home, STARPU_LIMIT_CPU_MEM
+ * against the memory estimate): checked before starpu_init, which aborts or
+ * hangs instead. */
+sp_status sp_env_check(const sp_trainer_t *t);
 struct starpu_sched_policy *sp_policy_find(const char *name);
 
 /* placement.c: each stage's worker or worker set (after starpu_init) */
 sp_status sp_place_stages(sp_trainer_t *t, const sp_train_opts *o);
 
-/* data.c: register every buffer with StarPU (and under MPI its tag and
+/* data.c: check that every buffer fits what StarPU and the kernels can hold
+ * and that the run fits in memory (before StarPU starts); register every buffer with StarPU (and under MPI its tag and
  * owner), initialise the parameters; release unregisters and frees */
+sp_status sp_data_check(sp_trainer_t *t);
 sp_status sp_data_register(sp_trainer_t *t);
 void sp_data_release(sp_trainer_t *t);
 
@@ -156,6 +169,17 @@ sp_status sp_submit_step(sp_trainer_t *t);
 sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples, int first);
 /* The forward tasks of micro-batch buffer m in evaluation mode (no dropout). */
 sp_status sp_submit_forward_chunk(sp_trainer_t *t, int m);
+
+/* watchdog.c: the stall watchdog (sp_train_opts.stall_timeout); the task
+ * and wait hooks do nothing while it is off */
+sp_status sp_watch_start(const sp_trainer_t *t, double timeout, void (*on_stall)(const char *));
+void sp_watch_stop(void);
+int sp_watch_enabled(void);
+void sp_watch_task_submitted(const struct sp_task_tag *tag);
+void sp_watch_task_done(void *tag);        /* a task callback: arg is its tag */
+void sp_watch_traced_task_done(void *arg); /* the same, with profiling: arg is a struct sp_trace_arg */
+void sp_watch_wait_begin(void);
+void sp_watch_wait_end(void);
 
 /* trace.c */
 sp_status sp_trace_init(struct sp_trace *tr);

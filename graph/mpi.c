@@ -2,6 +2,7 @@
  * mpi.c — the engine's MPI layer over StarPU-MPI (see sp_mpi.h). Built when
  * CMake finds StarPU-MPI and MPI.
  */
+#include "engine.h"
 #include "sp_mpi.h"
 
 #include <mpi.h>
@@ -69,7 +70,14 @@ int sp_mpi_starpu_init(struct starpu_conf *conf, int stats)
 
 void sp_mpi_starpu_shutdown(void) { starpu_mpi_shutdown(); }
 
-int sp_mpi_wait_for_all(void) { return starpu_mpi_wait_for_all(MPI_COMM_WORLD); }
+/* The blocking calls below are waits the stall watchdog watches (watchdog.c). */
+int sp_mpi_wait_for_all(void)
+{
+    sp_watch_wait_begin();
+    int ret = starpu_mpi_wait_for_all(MPI_COMM_WORLD);
+    sp_watch_wait_end();
+    return ret;
+}
 
 void sp_mpi_register(starpu_data_handle_t h, int64_t tag, int owner) { starpu_mpi_data_register(h, tag, owner); }
 
@@ -88,8 +96,10 @@ void sp_mpi_fetch_everywhere(starpu_data_handle_t h) { starpu_mpi_get_data_on_al
 int sp_mpi_all_equal(uint64_t value)
 {
     uint64_t lo, hi;
+    sp_watch_wait_begin();
     MPI_Allreduce(&value, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
     MPI_Allreduce(&value, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    sp_watch_wait_end();
     return lo == hi;
 }
 
@@ -98,13 +108,17 @@ int sp_mpi_any(int flag) { return sp_mpi_ready() ? sp_mpi_max_int(flag != 0) : f
 int sp_mpi_max_int(int value)
 {
     int out;
+    sp_watch_wait_begin();
     MPI_Allreduce(&value, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    sp_watch_wait_end();
     return out;
 }
 
 double sp_mpi_bcast_double(double value, int root)
 {
+    sp_watch_wait_begin();
     MPI_Bcast(&value, 1, MPI_DOUBLE, root, MPI_COMM_WORLD);
+    sp_watch_wait_end();
     return value;
 }
 

@@ -1,16 +1,21 @@
 /*
  * options.c — the training options: their defaults, the names of placements,
  * devices and optimizers (parse and print), StarPU's policy names, and the
- * checks sp_trainer_create makes before it starts anything. Nothing here
+ * checks sp_trainer_create makes before it starts anything (the options,
+ * and the environment StarPU will find: its home, its memory limit). Nothing here
  * touches StarPU's state; the schedules' names live with the schedules
  * (schedule.c).
  */
 #include "engine.h"
 
+#include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void sp_optimizer_defaults(sp_optimizer *o, sp_optimizer_type type)
 {
@@ -171,6 +176,9 @@ sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o)
                             o->stages, o->chunks_per_worker);
     if (o->schedule == SP_SCHEDULE_INTERLEAVED && o->placement != SP_PLACEMENT_PINNED)
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: the interleaved schedule needs pinned placement");
+    if (!(o->stall_timeout >= 0.0) || !isfinite(o->stall_timeout))
+        return sp_set_error(SP_ERR_INVALID_ARG, "trainer: stall timeout must be 0 (off) or a number of seconds, got %g",
+                            o->stall_timeout);
     if (o->ncpus == 0 || o->ncpus < -1 || o->ncpus > STARPU_MAXCPUS)
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: CPU workers must be -1 (all) or 1..%d, got %d",
                        STARPU_MAXCPUS, o->ncpus);
@@ -192,5 +200,92 @@ sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o)
     if (!(op->eps > 0.0f))
         return sp_set_error(SP_ERR_INVALID_ARG, "trainer: AdamW eps must be positive, got %g",
                        (double)op->eps);
+    return SP_OK;
+}
+
+/* ---- the environment ------------------------------------------------------ */
+
+/* Where StarPU keeps its performance models (its sampling folder), the way
+ * StarPU 1.4 finds it: STARPU_PERF_MODEL_DIR, else "<home>/.starpu/sampling"
+ * with home from XDG_CACHE_HOME, STARPU_HOME, HOME, TMPDIR, TEMP, TMP or /tmp. */
+static void sampling_dir(char *out, size_t cap, const char **from)
+{
+    static const char *const homes[] = {"XDG_CACHE_HOME", "STARPU_HOME", "HOME", "TMPDIR", "TEMP", "TMP"};
+    const char *dir = getenv("STARPU_PERF_MODEL_DIR");
+    if (dir) {
+        snprintf(out, cap, "%s", dir);
+        *from = "STARPU_PERF_MODEL_DIR";
+        return;
+    }
+    const char *home = "/tmp";
+    *from = "its default /tmp";
+    for (size_t i = 0; i < sizeof(homes) / sizeof(*homes); i++)
+        if ((dir = getenv(homes[i])) != NULL) {
+            home = dir;
+            *from = homes[i];
+            break;
+        }
+    snprintf(out, cap, "%s/.starpu/sampling", home);
+}
+
+/* StarPU creates and writes its sampling folder and aborts (a backtrace,
+ * exit 134) when it cannot, at start-up or, read-only, at shutdown after a
+ * whole run: the folder or its nearest existing parent must be a folder
+ * this process can write in, and so must the parts StarPU writes into. */
+static sp_status check_starpu_home(void)
+{
+    char dir[4096], probe[4200];
+    const char *from;
+    sampling_dir(dir, sizeof(dir), &from);
+    char *walk = strdup(dir);
+    if (!walk)
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+    struct stat st;
+    sp_status s = SP_OK;
+    while (stat(walk, &st) != 0 && (errno == ENOENT || errno == ENOTDIR) && strcmp(walk, "/") && strcmp(walk, "."))
+        memmove(walk, dirname(walk), strlen(dirname(walk)) + 1); /* the nearest existing parent */
+    if (stat(walk, &st) != 0)
+        s = sp_set_error(SP_ERR_INVALID_ARG, "StarPU keeps its performance models in %s (from %s): %s: %s", dir,
+                         from, walk, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        s = sp_set_error(SP_ERR_INVALID_ARG,
+                         "StarPU keeps its performance models in %s (from %s): %s is not a folder; set STARPU_HOME "
+                         "to a folder this process can write in", dir, from, walk);
+    else if (access(walk, W_OK | X_OK) != 0)
+        s = sp_set_error(SP_ERR_INVALID_ARG,
+                         "StarPU keeps its performance models in %s (from %s): cannot write in %s (%s); set "
+                         "STARPU_HOME to a folder this process can write in", dir, from, walk, strerror(errno));
+    static const char *const parts[] = {"codelets", "codelets/45", "bus"};
+    for (size_t i = 0; s == SP_OK && !strcmp(walk, dir) && i < sizeof(parts) / sizeof(*parts); i++) {
+        snprintf(probe, sizeof(probe), "%s/%s", dir, parts[i]);
+        if (stat(probe, &st) == 0 && (!S_ISDIR(st.st_mode) || access(probe, W_OK | X_OK) != 0))
+            s = sp_set_error(SP_ERR_INVALID_ARG,
+                             "StarPU keeps its performance models in %s (from %s): cannot write in %s%s%s; set "
+                             "STARPU_HOME to a folder this process can write in", dir, from, probe,
+                             S_ISDIR(st.st_mode) ? " " : " (not a folder)",
+                             S_ISDIR(st.st_mode) ? strerror(errno) : "");
+    }
+    free(walk);
+    return s;
+}
+
+sp_status sp_env_check(const sp_trainer_t *t)
+{
+    sp_status s = check_starpu_home();
+    if (s != SP_OK)
+        return s;
+    /* StarPU waits for memory it may not take instead of failing: below what it must allocate itself for
+     * the run (the buffers without a home of their own), it would wait forever */
+    const char *limit = getenv("STARPU_LIMIT_CPU_MEM");
+    const struct sp_memory_estimate *e = &t->memory;
+    const double own = t->device == SP_DEVICE_CUDA ? 0.0 : e->stashes + e->scratch + e->activations;
+    char *end;
+    const long mb = limit ? strtol(limit, &end, 10) : -1;
+    if (limit && *limit && !*end && mb >= 0 && (double)mb * 1048576.0 < own)
+        return sp_set_error(SP_ERR_INVALID_ARG,
+                            "trainer: STARPU_LIMIT_CPU_MEM=%ld (MB) is less than the %.0f MB StarPU must allocate for "
+                            "this run's activations, stashes and scratch: StarPU would wait for memory forever "
+                            "(raise it, unset it, or use fewer micro-batches or --recompute)",
+                            mb, own / 1048576.0 + 1.0);
     return SP_OK;
 }

@@ -258,6 +258,8 @@ static int read_long(struct reader *r, long *v)
     ws(r);
     long x = 0;
     int digits = 0;
+    if (r->p + 1 < r->end && r->p[0] == '0' && r->p[1] >= '0' && r->p[1] <= '9')
+        return fail_at(r, "number with a leading zero");
     while (r->p < r->end && *r->p >= '0' && *r->p <= '9') {
         if (x > (1L << 50))
             return fail_at(r, "number too large");
@@ -324,6 +326,11 @@ static int read_metadata(struct reader *r, sp_meta *meta)
         char k[sizeof(meta->key[0])], v[sizeof(meta->value[0])];
         if (read_string(r, k, sizeof(k)) || expect_char(r, ':') || read_string(r, v, sizeof(v)))
             return -1;
+        if (sp_meta_get(meta, k)) {
+            char what[sizeof(k) + 32];
+            snprintf(what, sizeof(what), "metadata key '%s' appears twice", k);
+            return fail_at(r, what);
+        }
         if (sp_meta_set(meta, k, v) != SP_OK)
             return fail_at(r, "bad metadata entry");
     } while ((more = more_items(r, '}')) == 1);
@@ -408,6 +415,88 @@ static int parse_header(struct reader *r, sp_meta *meta, sp_st_tensor **tensors,
     return r->p == r->end ? 0 : fail_at(r, "bytes after the header object");
 }
 
+/* ---- reading: the tensor table --------------------------------------------- */
+
+struct span {
+    long begin, end;
+    int i;
+};
+
+static int by_begin(const void *a, const void *b)
+{
+    const struct span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->end < y->end ? -1 : x->end > y->end;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* What the writer guarantees, checked: each tensor's dtype is known and its
+ * bytes are exactly what its shape needs; names are unique; the tensors
+ * tile the data section from its first byte to its last, without overlap,
+ * gap or trailing bytes (so a header length off by one, or bytes glued on
+ * the end, cannot go unnoticed). */
+static sp_status check_table(const char *path, const sp_st_file *f)
+{
+    const size_t data_size = f->size - f->data_start;
+    const int n = f->n_tensors;
+    for (int i = 0; i < n; i++) {
+        const sp_st_tensor *t = &f->tensors[i];
+        size_t need = sp_safetensors_dtype_size(t->dtype);
+        if (!need)
+            return sp_set_error(SP_ERR_IO, "%s: tensor '%s' has dtype '%s', which this reader does not know", path,
+                                t->name, t->dtype);
+        for (int d = 0; d < t->ndim; d++)
+            if (__builtin_mul_overflow(need, (size_t)t->shape[d], &need))
+                return sp_set_error(SP_ERR_IO, "%s: tensor '%s' has an absurd shape", path, t->name);
+        if (t->begin > t->end || (size_t)t->end > data_size)
+            return sp_set_error(SP_ERR_IO,
+                                "%s: tensor '%s' claims bytes [%ld, %ld) but the data holds %zu (truncated file?)",
+                                path, t->name, t->begin, t->end, data_size);
+        if ((size_t)(t->end - t->begin) != need)
+            return sp_set_error(SP_ERR_IO, "%s: tensor '%s' holds %ld bytes, its dtype and shape need %zu", path,
+                                t->name, t->end - t->begin, need);
+    }
+    struct span *sp = malloc(sizeof(*sp) * (size_t)(n ? n : 1));
+    const char **names = malloc(sizeof(*names) * (size_t)(n ? n : 1));
+    sp_status s = SP_OK;
+    if (!sp || !names)
+        s = sp_set_error(SP_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; s == SP_OK && i < n; i++) {
+        sp[i] = (struct span){f->tensors[i].begin, f->tensors[i].end, i};
+        names[i] = f->tensors[i].name;
+    }
+    if (s == SP_OK) {
+        qsort(names, (size_t)n, sizeof(*names), by_name);
+        for (int i = 1; i < n && s == SP_OK; i++)
+            if (!strcmp(names[i - 1], names[i]))
+                s = sp_set_error(SP_ERR_IO, "%s: corrupt safetensors header: tensor '%s' appears twice", path,
+                                 names[i]);
+    }
+    if (s == SP_OK) {
+        qsort(sp, (size_t)n, sizeof(*sp), by_begin);
+        long at = 0;
+        for (int i = 0; i < n && s == SP_OK; i++) {
+            const char *name = f->tensors[sp[i].i].name;
+            if (sp[i].begin < at)
+                s = sp_set_error(SP_ERR_IO, "%s: tensor '%s' starts at byte %ld, inside the tensor before it", path,
+                                 name, sp[i].begin);
+            else if (sp[i].begin > at)
+                s = sp_set_error(SP_ERR_IO, "%s: tensor '%s' starts at byte %ld, after a gap (the one before ends "
+                                            "at %ld)", path, name, sp[i].begin, at);
+            at = sp[i].end;
+        }
+        if (s == SP_OK && (size_t)at != data_size)
+            s = sp_set_error(SP_ERR_IO, "%s: %zu bytes after the last tensor (a wrong header length, or bytes "
+                                        "added to the file)", path, data_size - (size_t)at);
+    }
+    free(sp);
+    free(names);
+    return s;
+}
+
 /* ---- reading: the file --------------------------------------------------- */
 
 void sp_safetensors_free(sp_st_file *f)
@@ -468,17 +557,8 @@ sp_status sp_safetensors_read(const char *path, sp_st_file *f)
         sp_safetensors_free(f);
         return s;
     }
-    const size_t data_size = f->size - f->data_start;
-    for (int i = 0; i < f->n_tensors; i++) {
-        const sp_st_tensor *t = &f->tensors[i];
-        if (t->begin > t->end || (size_t)t->end > data_size) {
-            sp_status s = sp_set_error(SP_ERR_IO,
-                                       "%s: tensor '%s' claims bytes [%ld, %ld) but the data holds %zu "
-                                       "(truncated file?)",
-                                       path, t->name, t->begin, t->end, data_size);
-            sp_safetensors_free(f);
-            return s;
-        }
-    }
-    return SP_OK;
+    sp_status s = check_table(path, f);
+    if (s != SP_OK)
+        sp_safetensors_free(f);
+    return s;
 }

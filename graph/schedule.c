@@ -145,9 +145,20 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
         t->broken = 1;
         return sim;
     }
+    const int watched = sp_watch_enabled(); /* off by default without MPI: nothing added per task */
+    if (watched) {
+        task->callback_func = t->profile ? sp_watch_traced_task_done : sp_watch_task_done;
+        if (!t->profile) {
+            task->callback_arg = (void *)tag;
+            task->callback_arg_free = 0; /* StarPU-MPI's tasks free it by default */
+        }
+        sp_watch_task_submitted(tag);
+    }
     int ret = starpu_task_submit(task);
     if (t->mpi)
         sp_mpi_task_post_build(cl, descr, n);
+    if (ret != 0 && watched)
+        sp_watch_task_done((void *)tag);
     if (ret != 0) {
         task->destroy = 0;
         starpu_task_destroy(task);

@@ -261,6 +261,12 @@ typedef struct sp_train_opts {
     int ncpus;             /* CPU workers; -1 = StarPU's default (all cores) */
     uint64_t seed;         /* parameter initialisation */
     sp_optimizer optimizer;
+    double stall_timeout;  /* seconds; > 0: when this process waits (tasks pending, a transfer, an MPI
+                              collective) and nothing moves for that long, the pending tasks are
+                              reported; 0 (default) = no watchdog */
+    void (*on_stall)(const char *report); /* gets the report (from the watchdog's thread); NULL: printed
+                                             on stderr. It may end the process (the command does:
+                                             a frozen rank would hang every other one forever) */
 } sp_train_opts;
 
 /* Defaults: K = 1, M = 1, batch 64, pinned, GPipe schedule, no recompute, no
@@ -349,6 +355,13 @@ sp_optimizer_type sp_trainer_optimizer(const sp_trainer_t *t);
  * K−1) to step and evaluate; both 1 without MPI. */
 int sp_trainer_needs_inputs(const sp_trainer_t *t);
 int sp_trainer_needs_targets(const sp_trainer_t *t);
+/* The memory the run takes on this process, in bytes, as estimated before
+ * anything was allocated (parameters, optimizer state, gradients, stashes
+ * for the schedule, scratch, activations, micro-batch buffers, StarPU's
+ * handles and tasks; host memory only for the stages' buffers of a CUDA
+ * run). sp_trainer_create refuses a run whose estimate exceeds the
+ * machine's memory (or its control group's limit) with SP_ERR_NOMEM. */
+size_t sp_trainer_memory_estimate(const sp_trainer_t *t);
 /* Name of the StarPU policy in use. */
 const char *sp_trainer_policy_name(const sp_trainer_t *t);
 /* Number of workers the trainer's stages were pinned to / could use. */
@@ -444,8 +457,24 @@ const char *sp_meta_get(const sp_meta *m, const char *key);
  * same folder, flushed and fsync'd, then renamed over path; on any failure
  * path is left as it was. */
 sp_status sp_checkpoint_save(sp_trainer_t *t, const char *path, const sp_meta *meta);
+/* Whether path can take a checkpoint or a trace (sp_checkpoint_save,
+ * sp_trace_write_*): absent, a regular file, or a symbolic link to a regular
+ * file (written through: the link stays and the file it leads to is
+ * replaced), in a folder that exists and can be written. Anything else (a
+ * directory, a device node, a FIFO, a dangling link) is refused with its
+ * kind named. Programs call it before a long run, so that a bad output path
+ * fails at once, not at the end. */
+sp_status sp_output_path_check(const char *path);
 /* Reads only the "__metadata__" of a checkpoint (to rebuild its model). */
 sp_status sp_checkpoint_read_meta(const char *path, sp_meta *meta);
+/* Checks a checkpoint against a graph before any trainer exists: every
+ * parameter of g is there with its shape, every tensor of the file is a
+ * parameter of g or its optimizer state ("optimizer.<param>.<buffer>") with
+ * the parameter's shape, and every tensor's bytes lie inside the file. Run
+ * it before sp_trainer_create when the model is built from a checkpoint's
+ * metadata, so that a small crafted file cannot make the trainer allocate a
+ * model the file does not hold. */
+sp_status sp_checkpoint_check(const sp_graph_t *g, const char *path);
 /* Loads the parameters (and, with with_optimizer, the optimizer state and
  * the step count) into t. Every tensor of the model must be there with its
  * shape and no other tensor may be: a mismatch names the tensor and both

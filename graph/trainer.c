@@ -156,6 +156,10 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
     if (s == SP_OK && o->mpi)
         s = sp_ranks_setup(t, o, starts);
     free(starts);
+    if (s == SP_OK) /* nothing is allocated, nor StarPU started, for a run that cannot be held */
+        s = sp_data_check(t);
+    if (s == SP_OK)
+        s = sp_env_check(t);
     if (s == SP_OK)
         s = start_starpu(t, o);
     /* under MPI a rank that could not start makes every rank fail, not hang */
@@ -168,7 +172,8 @@ sp_status sp_trainer_create(sp_graph_t *g, const sp_train_opts *o, sp_trainer_t 
         return s;
     }
     trainer_alive = 1;
-    if ((s = sp_place_stages(t, o)) != SP_OK || (s = sp_data_register(t)) != SP_OK) {
+    if ((s = sp_place_stages(t, o)) != SP_OK || (s = sp_data_register(t)) != SP_OK ||
+        (o->stall_timeout > 0 && (s = sp_watch_start(t, o->stall_timeout, o->on_stall)) != SP_OK)) {
         sp_trainer_destroy(t);
         return s;
     }
@@ -185,7 +190,9 @@ static sp_status handle_copy(sp_trainer_t *t, starpu_data_handle_t h, void *othe
 {
     if (t->mpi && !to_handle)
         sp_mpi_fetch_everywhere(h);
+    sp_watch_wait_begin();
     int ret = starpu_data_acquire(h, to_handle ? STARPU_W : STARPU_R);
+    sp_watch_wait_end();
     if (ret != 0)
         return sp_set_error(SP_ERR_STARPU, "%s: starpu_data_acquire failed (%d)", what, ret);
     void *local = (void *)starpu_vector_get_local_ptr(h);
@@ -398,6 +405,7 @@ void sp_trainer_destroy(sp_trainer_t *t)
         sp_mpi_wait_for_all();
     else
         starpu_task_wait_for_all();
+    sp_watch_stop();
     sp_data_release(t);
     sp_codelets_shutdown();
     if (t->mpi)

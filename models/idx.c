@@ -70,23 +70,25 @@ static sp_status open_idx(const char *path, int ndim, uint32_t *dims, gzFile *ou
     return SP_OK;
 }
 
+/* The end of the data, and of a gzip member its whole trailer: zlib reports
+ * a member cut before its CRC-32 and length (or with a wrong CRC) only as an
+ * error state after the last byte, so that state is asked for too. */
 static sp_status expect_end(gzFile f, const char *path)
 {
     char extra;
-    int r = gzread(f, &extra, 1);
+    int r = gzread(f, &extra, 1), err = Z_OK;
+    const char *msg = gzerror(f, &err);
     if (r > 0)
         return sp_set_error(SP_ERR_IO, "%s: trailing bytes after the last item", path);
-    if (r < 0) {
-        int err;
-        return sp_set_error(SP_ERR_IO, "%s: corrupt gzip data at the end (%s)", path, gzerror(f, &err));
-    }
+    if (r < 0 || err != Z_OK)
+        return sp_set_error(SP_ERR_IO, "%s: corrupt gzip data at the end (%s)", path, msg && *msg ? msg : "truncated");
     return SP_OK;
 }
 
 /* with_images = 0 reads the images' header only (their count and size are
  * still checked against the labels) and leaves d->x NULL. */
 static sp_status idx_load(const char *images_path, const char *labels_path, int classes, int with_images,
-                          sp_dataset *d)
+                          int side_px, sp_dataset *d)
 {
     memset(d, 0, sizeof(*d));
     uint32_t idim[3], ldim[1];
@@ -103,6 +105,11 @@ static sp_status idx_load(const char *images_path, const char *labels_path, int 
                          "accepts (at most %ld images, %d pixels a side, %ld bytes)",
                          images_path, idim[0], idim[1], idim[2], IDX_MAX_ITEMS, IDX_MAX_SIDE,
                          IDX_MAX_BYTES);
+        goto out;
+    }
+    if (side_px && (idim[1] != (uint32_t)side_px || idim[2] != (uint32_t)side_px)) {
+        s = sp_set_error(SP_ERR_IO, "%s: images are %u x %u, not %d x %d", images_path, idim[1], idim[2], side_px,
+                         side_px);
         goto out;
     }
     s = open_idx(labels_path, 1, ldim, &fl);
@@ -156,7 +163,7 @@ out:
 
 sp_status sp_idx_load(const char *images_path, const char *labels_path, int classes, sp_dataset *d)
 {
-    return idx_load(images_path, labels_path, classes, 1, d);
+    return idx_load(images_path, labels_path, classes, 1, 0, d);
 }
 
 sp_status sp_fashion_mnist_load(const char *dir, int train, int with_images, sp_dataset *d)
@@ -165,12 +172,7 @@ sp_status sp_fashion_mnist_load(const char *dir, int train, int with_images, sp_
     const char *prefix = train ? "train" : "t10k";
     snprintf(images, sizeof(images), "%s/%s-images-idx3-ubyte.gz", dir, prefix);
     snprintf(labels, sizeof(labels), "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    sp_status s = idx_load(images, labels, 10, with_images, d);
-    if (s == SP_OK && d->features != 28 * 28) {
-        s = sp_set_error(SP_ERR_IO, "%s: images are not 28 x 28 (Fashion-MNIST's size)", images);
-        sp_dataset_destroy(d);
-    }
-    return s;
+    return idx_load(images, labels, 10, with_images, 28, d); /* Fashion-MNIST's images are 28 x 28 */
 }
 
 void sp_dataset_destroy(sp_dataset *d)
@@ -192,6 +194,8 @@ sp_status sp_fashion_mnist_count(const char *dir, int train, int *n)
     gzclose(f);
     if (dims[0] < 1 || dims[0] > IDX_MAX_ITEMS)
         return sp_set_error(SP_ERR_IO, "%s: header says %u images", images, dims[0]);
+    if (dims[1] != 28 || dims[2] != 28)
+        return sp_set_error(SP_ERR_IO, "%s: images are %u x %u, not 28 x 28", images, dims[1], dims[2]);
     *n = (int)dims[0];
     return SP_OK;
 }

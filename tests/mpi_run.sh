@@ -12,7 +12,9 @@
 # - a GPT with tied embeddings (the token embedding in stage 0 on rank 0, the
 #   LM head that reuses it in stage 1 on rank 1) and dropout trains the same
 #   weights under 2 ranks as in one process, for gpipe and 1f1b, and its
-#   validation loss is the same.
+#   validation loss is the same;
+# - a frozen rank (SIGSTOP) makes the other rank's stall watchdog name the
+#   tasks it waits for and exit non-zero, leaving no process behind.
 # Exits 77 (skipped) when starpipe was built without StarPU-MPI or mpirun is missing.
 set -u
 bin=${1:?usage: mpi_run.sh path/to/starpipe}
@@ -126,6 +128,32 @@ mpi 2 bench --mpi --cpus 1 --policies eager --schedules gpipe --placements pinne
 python3 -c "
 import json; d = json.load(open('$tmp/bench.json'))
 assert len(d['rows']) == 1 and d['rows'][0]['bytes_between_ranks'] > 0, d" || fail "bench --mpi rows: $(cat "$tmp/bench.json")"
+
+# a frozen rank (SIGSTOP on rank 1 of 2) does not hang the other forever: the stall watchdog names the
+# waiting tasks, every rank that can exits non-zero, and no process is left behind
+marker="--seed 424242"
+timeout 120 mpirun -np 2 "$bin" train --mpi --stages 2 --hidden 64,64 --inputs 16 --samples 256 --batch 64 \
+    --microbatches 4 --steps 100000000 --cpus 1 --quiet $marker --stall-timeout 3 >/dev/null 2>"$tmp/stall" &
+job=$!
+victim=""
+for _ in $(seq 100); do # rank 1, once it trains
+    sleep 0.1
+    for p in $(pgrep -f -- "train --mpi .*$marker" || true); do
+        tr '\0' '\n' </proc/"$p"/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && victim=$p
+    done
+    [ -n "$victim" ] && break
+done
+sleep 2
+[ -n "$victim" ] && kill -STOP "$victim"
+wait "$job"
+rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "a frozen rank: mpirun exited $rc (124: hung)"
+grep -qE "rank 0: stalled: .* waiting: .*[FBUL] s?[0-9m]" "$tmp/stall" || fail "no stall report naming tasks: $(head -5 "$tmp/stall")"
+sleep 1
+if pgrep -f -- "train --mpi .*$marker" >/dev/null; then
+    fail "processes left behind: $(pgrep -af -- "train --mpi .*$marker")"
+    kill -KILL $(pgrep -f -- "train --mpi .*$marker") 2>/dev/null
+fi
 
 if [ "$fails" -ne 0 ]; then echo "mpi_run: $fails check(s) failed"; exit 1; fi
 echo "mpi_run: all checks passed"

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define EXPECT_ERR(call, status, fragment)                                                     \
     do {                                                                                       \
@@ -113,8 +114,33 @@ static void option_errors(void)
     sp_graph_destroy(g);
 }
 
+/* A buffer just past 2^32 elements (StarPU's vectors count in 32 bits, BLAS
+ * takes int rows): refused while planning, before anything is allocated,
+ * with the stage and the buffer named. */
+static void huge_buffers(void)
+{
+    sp_graph_t *g;
+    sp_tensor x, y;
+    REQUIRE(sp_graph_create(&g) == SP_OK, "create");
+    REQUIRE(sp_input(g, 65536, &x) == SP_OK && sp_linear(g, x, 2, "fc", &y) == SP_OK &&
+                sp_softmax_cross_entropy(g, y) == SP_OK,
+            "%s", sp_error_message());
+    sp_train_opts o;
+    sp_train_opts_init(&o);
+    o.batch = 65537; /* one micro-batch of 65537 x 65536 = 2^32 + 65536 input elements */
+    sp_trainer_t *t = NULL;
+    EXPECT_ERR(sp_trainer_create(g, &o, &t), SP_ERR_INVALID_ARG, "would hold 4295032832 elements");
+    CHECK(t == NULL, "no trainer after an error");
+    CHECK(strstr(sp_error_message(), "stage 0") != NULL, "the stage is named: %s", sp_error_message());
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    CHECK(ru.ru_maxrss < 1024L * 1024, "refusing took %ld MB: something was allocated", ru.ru_maxrss / 1024);
+    sp_graph_destroy(g);
+}
+
 int main(void)
 {
+    huge_buffers(); /* first: the peak memory it checks is the process's */
     graph_errors();
     option_errors();
     return test_result("test_bad_input");

@@ -11,12 +11,19 @@
  * - Saving is atomic: an unwritable path and a save cut short (file size
  *   limit) leave no partial file, and an earlier checkpoint under the same
  *   path stays intact.
+ * - A non-finite weight is never saved (the tensor is named); loading one
+ *   is cli_hostile.sh's.
+ * - Saving writes regular files only: a FIFO, a directory or a dangling
+ *   symbolic link at the path is refused and left as it was; through a
+ *   symbolic link to a file, the file is replaced and the link stays.
  */
 #include "test_common.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BATCH 16
@@ -239,6 +246,67 @@ static void mismatches(sp_graph_t *g)
     sp_trainer_destroy(t);
 }
 
+/* What may be at a save's path: only a regular file, or a link to one. */
+static void save_paths(sp_graph_t *g)
+{
+    sp_trainer_t *t = make(g, 1, SP_PLACEMENT_PINNED, SP_OPTIMIZER_SGD);
+    char fifo[600], sub[600], link[600], real[600], dangling[600];
+    struct stat st;
+    path_of(fifo, "fifo");
+    path_of(sub, "sub");
+    path_of(real, "real.safetensors");
+    path_of(link, "link.safetensors");
+    path_of(dangling, "dangling.safetensors");
+    REQUIRE(mkfifo(fifo, 0600) == 0 && mkdir(sub, 0700) == 0, "mkfifo, mkdir");
+    sp_status s = sp_checkpoint_save(t, fifo, NULL);
+    CHECK(s == SP_ERR_IO && strstr(sp_error_message(), "not a regular file (a FIFO)"), "save to a FIFO: %s (%s)",
+          sp_strerror(s), sp_error_message());
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    s = sp_checkpoint_save(t, sub, NULL);
+    CHECK(s == SP_ERR_IO && strstr(sp_error_message(), "(a directory)"), "save to a directory: %s (%s)",
+          sp_strerror(s), sp_error_message());
+    CHECK(sp_output_path_check(fifo) == SP_ERR_IO && sp_output_path_check(real) == SP_OK, "sp_output_path_check");
+    REQUIRE(symlink("missing.safetensors", dangling) == 0, "symlink");
+    s = sp_checkpoint_save(t, dangling, NULL);
+    CHECK(s == SP_ERR_IO && strstr(sp_error_message(), "which does not exist"), "save to a dangling link: %s (%s)",
+          sp_strerror(s), sp_error_message());
+    CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode), "the dangling link was replaced");
+    write_bytes(real, (const unsigned char *)"old", 3);
+    REQUIRE(symlink("real.safetensors", link) == 0, "symlink");
+    s = sp_checkpoint_save(t, link, NULL);
+    CHECK(s == SP_OK, "save through a link: %s", sp_error_message());
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced by a file");
+    CHECK(stat(real, &st) == 0 && st.st_size > 3, "the file the link leads to was not written");
+    sp_meta m;
+    CHECK(sp_checkpoint_read_meta(link, &m) == SP_OK, "read back through the link: %s", sp_error_message());
+    CHECK(temp_files_left() == 0, "temporary files left in %s", dir);
+    sp_trainer_destroy(t);
+}
+
+/* A NaN or infinite weight is never written: the save names the tensor and
+ * leaves no file. */
+static void non_finite_save(sp_graph_t *g)
+{
+    sp_trainer_t *t = make(g, 2, SP_PLACEMENT_PINNED, SP_OPTIMIZER_SGD);
+    const size_t n = sp_graph_param_count(g);
+    float *p = malloc(sizeof(float) * n);
+    REQUIRE(p && sp_trainer_get_params(t, p) == SP_OK, "get_params");
+    sp_param_info info;
+    sp_graph_param_tensor(g, 2, &info); /* fc2.weight */
+    p[info.offset + 3] = INFINITY;
+    REQUIRE(sp_trainer_set_params(t, p) == SP_OK, "set_params");
+    char path[600];
+    path_of(path, "inf.safetensors");
+    sp_status s = sp_checkpoint_save(t, path, NULL);
+    char want[160];
+    snprintf(want, sizeof(want), "tensor '%s' holds a non-finite value (inf at element 3)", info.name);
+    CHECK(s == SP_ERR_INVALID_ARG && strstr(sp_error_message(), want), "save of an infinite weight: %s (%s)",
+          sp_strerror(s), sp_error_message());
+    CHECK(access(path, F_OK) != 0 && temp_files_left() == 0, "a refused save left a file");
+    free(p);
+    sp_trainer_destroy(t);
+}
+
 /* Random damage to a good header (bytes flipped, the header cut short):
  * reading must fail cleanly or succeed, never read out of bounds (the
  * sanitizer build checks that). */
@@ -281,6 +349,8 @@ int main(void)
     resume_exact(g, SP_OPTIMIZER_SGD);
     resume_exact(g, SP_OPTIMIZER_ADAMW);
     mismatches(g);
+    save_paths(g);
+    non_finite_save(g);
     char good[600];
     path_of(good, "good.safetensors");
     damaged_headers(good);

@@ -50,3 +50,11 @@ set_tests_properties(mpi_run PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 120
 add_test(NAME install COMMAND ${CMAKE_SOURCE_DIR}/tests/install.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}
                               ${CMAKE_C_COMPILER} ${STARPIPE_SANITIZE})
 set_tests_properties(install PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
+
+# hostile and careless use (issue 11): crafted checkpoints, odd paths, killed saves, limits
+add_test(NAME cli_hostile COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_hostile.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_hostile PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
+
+# every JSON the command prints parses with a strict parser
+add_test(NAME cli_json COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_json.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_json PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)

@@ -325,6 +325,8 @@ static int run(struct gen_args *g, struct gen_run *r, const int32_t *prompt, int
     sp_status s = model_build(&a->model, &a->data, &r->g);
     if (s != SP_OK)
         return cli_fail("building the model", s);
+    if ((s = sp_checkpoint_check(r->g, a->load)) != SP_OK) /* before anything is allocated for the model */
+        return cli_fail("loading the checkpoint", s);
     if ((s = sp_trainer_create(r->g, &a->o, &r->t)) != SP_OK)
         return cli_fail("starting the pipeline", s);
     if ((s = sp_checkpoint_load(r->t, a->load, 0)) != SP_OK)

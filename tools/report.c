@@ -25,11 +25,13 @@ void report_plan(const struct train_args *a, const struct run *r)
     for (int k = 0; k < K; k++)
         fprintf(r->progress, " %d", starts[k]);
     fprintf(r->progress,
-            "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d %s workers\n",
+            "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d %s workers, "
+            "about %.1f MiB of %smemory\n",
             a->o.microbatches, a->o.batch / a->o.microbatches, sp_schedule_name(a->o.schedule),
             a->o.recompute ? " with recompute" : "", sp_trainer_policy_name(r->t),
             sp_placement_name(a->o.placement, a->o.placement_map), sp_trainer_worker_count(r->t),
-            a->o.device == SP_DEVICE_CUDA ? "CUDA" : "CPU");
+            a->o.device == SP_DEVICE_CUDA ? "CUDA" : "CPU", sp_trainer_memory_estimate(r->t) / 1048576.0,
+            a->o.device == SP_DEVICE_CUDA ? "host " : "");
     if (a->model.kind == MODEL_GPT) {
         const sp_gpt_config *c = &a->model.gpt;
         fprintf(r->progress,
@@ -208,7 +210,7 @@ void report_result(const struct train_args *a, struct run *r)
     uint64_t sum = 0;
     sp_trainer_params_checksum(r->t, &sum); /* collective under MPI: every rank takes part */
     const int has_test = r->d.set->has_test;
-    const double acc = has_test ? (double)r->correct / r->d.test.n : NAN;
+    const double acc = has_test && r->evaluated ? (double)r->correct / r->d.test.n : NAN; /* null before an epoch ends */
     if (!a->print) {
         /* the figures were printed by rank 0 */
     } else if (a->json) {
@@ -231,7 +233,7 @@ void report_result(const struct train_args *a, struct run *r)
                r->test_loss, 100.0 * acc, r->correct, r->d.test.n, sum);
     } else if (!a->quiet) {
         printf("final loss %.6f, %.1f samples/s, %.1f s", r->loss, r->samples_per_s, r->seconds);
-        if (has_test)
+        if (has_test && r->evaluated)
             printf(", test accuracy %.2f%%", 100.0 * acc);
         printf(", params checksum %016" PRIx64 "\n", sum);
     }

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,14 +38,37 @@ static sp_status put_meta(sp_meta *m, const char *key, const char *fmt, ...)
     return sp_meta_set(m, key, v);
 }
 
+/* A number as this file writes it: an optional '-', then digits without a
+ * leading zero (or "0" alone); no space, '+', hex or exponent. Read without
+ * overflow (ERANGE is an error). */
+static int strict_long(const char *v, long *out)
+{
+    const char *d = v && *v == '-' ? v + 1 : v;
+    if (!d || !*d || strspn(d, "0123456789") != strlen(d) || (d[0] == '0' && d[1]) || (d != v && !strcmp(d, "0")))
+        return -1;
+    char *end;
+    errno = 0;
+    *out = strtol(v, &end, 10);
+    return errno || *end ? -1 : 0;
+}
+
+/* A float as this file writes it (%.9g): finite, no leading space or '+'. */
+static int strict_float(const char *v, float *out)
+{
+    char *end;
+    if (!v || !*v || !(*v == '-' || *v == '.' || (*v >= '0' && *v <= '9')))
+        return -1;
+    errno = 0;
+    *out = strtof(v, &end);
+    return errno || *end || !isfinite(*out) ? -1 : 0;
+}
+
 /* An integer value in [lo, hi], or -1 after saying which key is bad. */
 static int meta_long(const sp_meta *m, const char *path, const char *key, long lo, long hi, long *out)
 {
     const char *v = sp_meta_get(m, key);
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || end == v || *end || x < lo || x > hi) {
+    long x;
+    if (!v || strict_long(v, &x) || x < lo || x > hi) {
         fprintf(stderr, "starpipe: %s: metadata '%s' is missing or out of range\n", path, key);
         return -1;
     }
@@ -91,6 +115,10 @@ static int adopt_mlp(const struct train_args *a, const sp_meta *m, const char *p
         return 1;
     }
     out->kind = MODEL_MLP;
+    if (strcmp(act, "relu") && strcmp(act, "gelu")) {
+        fprintf(stderr, "starpipe: %s: metadata 'activation' is '%s', not relu or gelu\n", path, act);
+        return 1;
+    }
     out->gelu = !strcmp(act, "gelu");
     if (parse_list("checkpoint 'hidden'", hidden, 1, 1 << 16, out->hidden, MAX_LAYERS, &out->n_hidden))
         return 1;
@@ -132,9 +160,9 @@ static int adopt_gpt(const struct train_args *a, const sp_meta *m, const char *p
         meta_int(m, path, "heads", 1, 1 << 12, &c->heads) || meta_int(m, path, "embd", 1, 1 << 16, &c->embd))
         return 1;
     const char *drop = sp_meta_get(m, "dropout"), *tie = sp_meta_get(m, "tie_embeddings");
-    char *end;
-    c->dropout = drop ? strtof(drop, &end) : -1.0f;
-    if (!drop || *end || end == drop || !(c->dropout >= 0.0f && c->dropout < 1.0f) || !tie ||
+    if (strict_float(drop, &c->dropout))
+        c->dropout = -1.0f;
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f) || !tie ||
         (strcmp(tie, "true") && strcmp(tie, "false"))) {
         fprintf(stderr, "starpipe: %s: metadata 'dropout' or 'tie_embeddings' is missing or out of range\n", path);
         return 1;
@@ -188,8 +216,8 @@ static int adopt_epochs(struct train_args *a, const sp_meta *m, const char *path
 {
     long inputs, classes, samples;
     if (meta_long(m, path, "inputs", 1, 1 << 16, &inputs) || meta_long(m, path, "classes", 2, 1 << 16, &classes) ||
-        meta_long(m, path, "samples", 1, 1 << 24, &samples) || meta_long(m, path, "epoch", 0, LONG_MAX, epoch) ||
-        meta_long(m, path, "batch_in_epoch", 0, LONG_MAX, batch_in_epoch))
+        meta_long(m, path, "samples", 1, 1 << 24, &samples) || meta_long(m, path, "epoch", 0, 1L << 30, epoch) ||
+        meta_long(m, path, "batch_in_epoch", 0, 1L << 24, batch_in_epoch)) /* as --epochs; a batch per sample */
         return 1;
     if (a->given.inputs && inputs != a->data.inputs)
         return conflict(path, "inputs", sp_meta_get(m, "inputs"));
@@ -263,13 +291,16 @@ static int adopt_schedule(struct train_args *a, const sp_meta *m, const char *pa
     const char *lr = sp_meta_get(m, "lr"), *sched = sp_meta_get(m, "lr_schedule");
     long warm, decay;
     if (lr && !a->given.lr) {
-        char *end;
-        const float v = strtof(lr, &end);
-        if (*end || end == lr || !(v > 0.0f)) {
+        float v;
+        if (strict_float(lr, &v) || !(v > 0.0f)) {
             fprintf(stderr, "starpipe: %s: metadata 'lr' is not a learning rate\n", path);
             return 1;
         }
         a->o.optimizer.lr = v;
+    }
+    if (sched && strcmp(sched, "cosine") && strcmp(sched, "constant")) {
+        fprintf(stderr, "starpipe: %s: metadata 'lr_schedule' is '%s', not constant or cosine\n", path, sched);
+        return 1;
     }
     if (sched && !a->given.lr_schedule)
         a->cosine = !strcmp(sched, "cosine");

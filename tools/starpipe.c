@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "train.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +50,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* past a file size limit (ulimit -f) a write fails with EFBIG and the
+     * save cleans up and says so, instead of the process dying mid-write */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -31,11 +31,16 @@ static int agree(const struct train_args *a, int rc)
     return rc;
 }
 
-static int create_trainer(const struct train_args *a, struct run *r)
+/* The model, checked against the checkpoint it comes from (its tensors
+ * must all be in the file before the trainer allocates them), then the
+ * trainer. */
+static int create_trainer(const struct train_args *a, struct run *r, const char *ckpt)
 {
     sp_status s = model_build(&a->model, &a->data, &r->g);
     if (s != SP_OK)
         return cli_fail("building the model", s);
+    if (ckpt && (s = sp_checkpoint_check(r->g, ckpt)) != SP_OK)
+        return cli_fail("loading the checkpoint", s);
     s = sp_trainer_create(r->g, &a->o, &r->t);
     if (s != SP_OK)
         return cli_fail("starting training", s);
@@ -101,6 +106,7 @@ static int evaluate(struct run *r)
     sp_status s = d->set->windows
                       ? sp_trainer_evaluate(r->t, d->val_x, d->val_y, d->n_val, &r->test_loss, &r->correct)
                       : sp_trainer_evaluate(r->t, d->test.x, d->test.label, d->test.n, &r->test_loss, &r->correct);
+    r->evaluated = s == SP_OK;
     return s == SP_OK ? 0 : cli_fail("evaluating", s);
 }
 
@@ -255,7 +261,7 @@ static int train(const struct train_args *a, struct run *r)
         return rc;
     sp_trainer_wait(r->t);
     const double train_time = now_s() - r->t0 - r->eval_time;
-    r->samples_per_s = r->timed_steps ? r->timed_steps * a->o.batch / train_time : 0.0;
+    r->samples_per_s = r->timed_steps ? r->timed_steps * a->o.batch / train_time : NAN; /* null: no step */
     return 0;
 }
 
@@ -263,11 +269,7 @@ static int train(const struct train_args *a, struct run *r)
 static int write_timeline(const struct train_args *a, struct run *r)
 {
     char svg[4096];
-    size_t len = strlen(a->trace);
-    if (len > 5 && !strcmp(a->trace + len - 5, ".json"))
-        snprintf(svg, sizeof(svg), "%.*s.svg", (int)(len - 5), a->trace);
-    else
-        snprintf(svg, sizeof(svg), "%s.svg", a->trace);
+    trace_svg_path(a->trace, svg, sizeof(svg));
     const long from = r->step - a->trace_steps + 1 > 1 ? r->step - a->trace_steps + 1 : 1;
     sp_status s;
     if ((s = sp_trace_write_chrome(r->t, a->trace, from, r->step)) != SP_OK ||
@@ -307,13 +309,13 @@ static int run(struct train_args *a)
         run_free(&r);
         return rc;
     }
-    rc = create_trainer(a, &r);
+    rc = create_trainer(a, &r, ckpt);
     if (!rc)
         rc = load_data(a, &r);
     if (!rc && ckpt)
         rc = restore(a, &r, ckpt);
     if (!rc && !a->lr_decay_steps) /* the schedule spans the planned run */
-        a->lr_decay_steps = a->epochs > 0 ? a->epochs * r.per_epoch : a->steps;
+        a->lr_decay_steps = a->epochs >= 0 ? a->epochs * r.per_epoch : a->steps;
     if (!rc) {
         report_plan(a, &r);
         r.t_start = r.t0 = now_s();
@@ -330,6 +332,17 @@ static int run(struct train_args *a)
     return rc;
 }
 
+/* The stall watchdog's report: said, then this process ends (exit 1), so
+ * that under mpirun every rank still running stops instead of waiting
+ * forever for a frozen one. Runs on the watchdog's thread: nothing here may
+ * wait for the main one. */
+static void stalled(const char *report)
+{
+    fprintf(stderr, "starpipe: %s; giving up (--stall-timeout)\n", report);
+    fflush(stderr);
+    _exit(1);
+}
+
 /* Parses, starts MPI when asked (rank 0 speaks for the run), runs. */
 static int command_main(int argc, char **argv, enum command command)
 {
@@ -344,6 +357,7 @@ static int command_main(int argc, char **argv, enum command command)
         return rc;
     }
     a->print = 1;
+    a->o.on_stall = stalled;
     if (a->o.mpi) {
         sp_status s = sp_mpi_init(&argc, &argv);
         if (s != SP_OK) {

@@ -38,6 +38,9 @@ struct model_args {
 
 enum data_kind { DATA_SYNTHETIC, DATA_FASHION_MNIST, DATA_TEXT };
 
+/* --stall-timeout's default under --mpi, in seconds (0 without MPI: off). */
+#define STALL_TIMEOUT_MPI 300
+
 /* Where scripts/setup.sh puts the default corpus (the Shakespeare plays). */
 #define TEXT_DEFAULT_PATH "/usr/local/share/starpipe/shakespeare.txt"
 
@@ -76,6 +79,7 @@ struct train_args {
         int hidden, activation, inputs, classes, samples, batch, seed, data, model, microbatches, epochs;
         int layers, heads, embd, context, dropout, tie, text, eval_windows; /* gpt, text */
         int lr, lr_schedule, lr_warmup, lr_decay_steps;                     /* a resumed run keeps the saved ones */
+        int stall_timeout;
     } given;
     char ckpt_text[SP_META_VALUE_MAX], ckpt_vocab[SP_META_VALUE_MAX]; /* adopted from a checkpoint */
     sp_train_opts o;
@@ -89,6 +93,8 @@ void train_args_defaults(struct train_args *a, enum command command);
 /* Parses argv (argv[0] is the command's name) into a with every default
  * filled in. Returns 0, or the exit status after printing why (2: usage). */
 int train_args_parse(int argc, char **argv, enum command command, struct train_args *a);
+/* The SVG written beside a --trace PATH: PATH without ".json", plus ".svg". */
+void trace_svg_path(const char *trace, char *svg, size_t cap);
 
 /* ---- model.c: one builder per model kind ---- */
 const char *model_kind_name(enum model_kind kind);
@@ -176,6 +182,7 @@ struct run {
     float loss;                 /* of the last step */
     double test_loss;           /* of the test set; text: the validation loss (nats per character) */
     long correct;
+    int evaluated;              /* test_loss and correct hold an evaluation (not before the first one) */
     double loss_sum;            /* text: training losses since the last evaluation */
     long loss_n;
     double interval_t0;         /* text: when those steps started */

@@ -20,7 +20,7 @@ enum {
     OPT_DATA_DIR, OPT_EPOCHS, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOAD, OPT_LR_SCHEDULE,
     OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS, OPT_MPI, OPT_STAGE_RANKS,
     OPT_DEVICE, OPT_TF32, OPT_LAYERS, OPT_HEADS, OPT_EMBD, OPT_CONTEXT, OPT_DROPOUT, OPT_TIE, OPT_TEXT,
-    OPT_EVAL_EVERY, OPT_EVAL_WINDOWS, OPT_LR_WARMUP, OPT_LR_DECAY_STEPS,
+    OPT_EVAL_EVERY, OPT_EVAL_WINDOWS, OPT_LR_WARMUP, OPT_LR_DECAY_STEPS, OPT_STALL_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -52,6 +52,7 @@ static const struct option longopts[] = {
     {"trace", required_argument, 0, OPT_TRACE},
     {"trace-steps", required_argument, 0, OPT_TRACE_STEPS},
     {"mpi", no_argument, 0, OPT_MPI},
+    {"stall-timeout", required_argument, 0, OPT_STALL_TIMEOUT},
     {"device", required_argument, 0, OPT_DEVICE},
     {"tf32", no_argument, 0, OPT_TF32},
     {"stage-ranks", required_argument, 0, OPT_STAGE_RANKS},
@@ -171,6 +172,11 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
     case OPT_TRACE: a->trace = arg; a->o.profile = 1; break;
     case OPT_TRACE_STEPS: bad = parse_long("--trace-steps", arg, 1, LONG_MAX, &a->trace_steps); break;
     case OPT_MPI: a->o.mpi = 1; break;
+    case OPT_STALL_TIMEOUT:
+        bad = parse_long("--stall-timeout", arg, 0, 1L << 30, &v);
+        a->o.stall_timeout = (double)v;
+        a->given.stall_timeout = 1;
+        break;
     case OPT_DEVICE:
         if (sp_device_parse(arg, &a->o.device) != SP_OK)
             return usage_error("%s", sp_error_message());
@@ -185,8 +191,9 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
         a->o.policy = arg;
         break;
     case OPT_CPUS: bad = parse_int("--cpus", arg, 1, 64, &a->o.ncpus); break;
-    case OPT_STEPS: bad = parse_long("--steps", arg, 1, LONG_MAX / 2, &a->steps); break;
-    case OPT_EPOCHS: bad = parse_long("--epochs", arg, 1, 1L << 30, &a->epochs); a->given.epochs = 1; break;
+    /* 0 is a run that trains nothing: with --save, the initial weights and a zero optimizer state */
+    case OPT_STEPS: bad = parse_long("--steps", arg, 0, LONG_MAX / 2, &a->steps); break;
+    case OPT_EPOCHS: bad = parse_long("--epochs", arg, 0, 1L << 30, &a->epochs); a->given.epochs = 1; break;
     case OPT_WARMUP: bad = parse_int("--warmup", arg, 0, 1 << 30, &a->warmup); break;
     case OPT_OPTIMIZER:
         if (sp_optimizer_parse(arg, &oc->type) != SP_OK)
@@ -317,6 +324,29 @@ static int check_model(struct train_args *a)
     return 0;
 }
 
+void trace_svg_path(const char *trace, char *svg, size_t cap)
+{
+    size_t len = strlen(trace);
+    if (len > 5 && !strcmp(trace + len - 5, ".json"))
+        snprintf(svg, cap, "%.*s.svg", (int)(len - 5), trace);
+    else
+        snprintf(svg, cap, "%s.svg", trace);
+}
+
+/* The files the run will write: checked now, so that a missing folder or a
+ * path that is not a regular file fails before the run, not after it. */
+static int check_outputs(const struct train_args *a)
+{
+    char svg[4096];
+    const char *paths[] = {a->save, a->trace, a->trace ? svg : NULL};
+    if (a->trace)
+        trace_svg_path(a->trace, svg, sizeof(svg));
+    for (size_t i = 0; i < sizeof(paths) / sizeof(*paths); i++)
+        if (paths[i] && sp_output_path_check(paths[i]) != SP_OK)
+            return usage_error("%s %s", i ? "--trace:" : "--save:", sp_error_message());
+    return 0;
+}
+
 /* Options that only make sense together. */
 static int check(struct train_args *a)
 {
@@ -333,6 +363,8 @@ static int check(struct train_args *a)
     }
     if (a->n_stage_ranks && !a->o.mpi)
         return usage_error("--stage-ranks needs --mpi");
+    if (a->o.mpi && !a->given.stall_timeout) /* a frozen rank must not hang the others forever */
+        a->o.stall_timeout = STALL_TIMEOUT_MPI;
     if (a->n_stage_ranks && a->n_stage_ranks != a->o.stages)
         return usage_error("--stage-ranks needs one rank per stage (%d entries for %d stages)", a->n_stage_ranks,
                            a->o.stages);
@@ -354,7 +386,7 @@ static int check(struct train_args *a)
         return usage_error("--batch is larger than the data set (--samples)");
     if (a->cosine && a->command == CMD_TRAIN && a->steps < 0 && a->epochs < 0)
         return usage_error("--lr-schedule cosine needs --steps or --epochs");
-    return 0;
+    return check_outputs(a);
 }
 
 int train_args_parse(int argc, char **argv, enum command command, struct train_args *a)
@@ -363,7 +395,7 @@ int train_args_parse(int argc, char **argv, enum command command, struct train_a
     int c, rc;
     train_args_defaults(a, command);
     opterr = 0;
-    optind = 1;
+    optind = 0; /* GNU: a fresh start, whatever an earlier parse left */
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'h') {
             train_usage(stdout);

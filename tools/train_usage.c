@@ -65,9 +65,12 @@ void train_usage(FILE *f)
             "several processes (StarPU-MPI; run under mpirun):\n"
             "  --mpi                 one StarPU process per rank; stage s lives on rank s*R/K\n"
             "  --stage-ranks LIST    the rank of each stage instead\n"
+            "  --stall-timeout S     when this process waits and no task finishes nor data arrives for S\n"
+            "                        seconds, name the waiting tasks and exit 1 (default %d with --mpi, so a\n"
+            "                        frozen rank stops every rank; 0: never; off without --mpi)\n"
             "training:\n"
             "  --steps N             stop after N steps in all (default 20 for synthetic data, none for\n"
-            "                        fashion-mnist, %ld for text)\n"
+            "                        fashion-mnist, %ld for text); 0 with --save saves the initial weights\n"
             "  --epochs N            stop after N passes over the data (default %ld for fashion-mnist, none for\n"
             "                        synthetic; refused for text, whose batches are random windows: use --steps)\n"
             "  --warmup N            first steps left out of samples_per_s and tokens_per_s (default 0)\n"
@@ -120,6 +123,6 @@ void train_usage(FILE *f)
             "data set than the command line asks for is refused (exit 2), and so is a text\n"
             "with characters outside a checkpoint's vocabulary (exit 1).\n",
             SP_FASHION_MNIST_DIR, TEXT_DEFAULT_PATH, g->layers, g->heads, g->embd, g->context, (double)g->dropout,
-            text->eval_every, text->eval_windows, text->microbatches, text->batch, sp_sched_policy_names(),
+            text->eval_every, text->eval_windows, text->microbatches, text->batch, sp_sched_policy_names(), STALL_TIMEOUT_MPI,
             text->steps, data_set_of(DATA_FASHION_MNIST)->epochs, text->lr_warmup);
 }
