@@ -7,7 +7,9 @@
  *       ops in order (every output lands in the stash, where backward finds
  *       it), copies the outgoing tensors into act(s+1). Re-materialised: the
  *       same in a scratch buffer, keeping only the incoming tensors in the
- *       stash.
+ *       stash. When an op declares scratch (sp_op_info.work: conv2d's
+ *       im2col columns), F's work buffer holds it too, after the
+ *       re-materialised activations.
  *   B   backward: seeds the gradient of every tensor (a workspace of the
  *       stash's layout) from grad(s+1), runs the ops' backward kernels in
  *       reverse order, accumulating parameter gradients, and copies the
@@ -47,7 +49,7 @@ void sp_stage_slots(const struct sp_stage_desc *d, sp_pass pass, struct sp_stage
         SLOT(params, STARPU_R);
         SLOT(next_act, STARPU_W);
         SLOT(stash, STARPU_W);
-        if (d->recompute)
+        if (d->recompute || d->work_numel)
             SLOT(work, STARPU_SCRATCH);
         break;
     case SP_PASS_BACKWARD:
@@ -108,7 +110,7 @@ struct stage_run {
     float *shared[SP_STAGE_MAX_BUFFERS];
     float *shared_grad[SP_STAGE_MAX_BUFFERS]; /* NULL in tasks that add no parameter gradients */
     size_t shared_grad_n[SP_STAGE_MAX_BUFFERS];
-    float *op_work;                           /* the ops' backward scratch */
+    float *op_work;                           /* the ops' scratch (forward and backward) */
 };
 
 #define BUF(i) ((float *)STARPU_VECTOR_GET_PTR(buffers[i]))
@@ -229,13 +231,15 @@ static void run_backward(const struct stage_run *r, float *act, float *grads, co
     }
 }
 
-/* F: act, params, next_act, stash [, work] */
+/* F: act, params, next_act, stash [, work = re-materialised activations | ops' scratch] */
 static void stage_forward(const struct sp_backend *be, void *buffers[], void *cl_arg)
 {
     struct sp_stage_slots sl;
     struct stage_run r = stage_run(be, buffers, cl_arg, SP_PASS_FORWARD, &sl);
     const struct sp_stage_desc *d = r.d;
-    float *act = d->recompute ? BUF(sl.work) : BUF(sl.stash);
+    float *work = sl.work >= 0 ? BUF(sl.work) : NULL;
+    float *act = d->recompute ? work : BUF(sl.stash);
+    r.op_work = work ? work + (d->recompute ? d->rows * d->stash_numel : 0) : NULL;
     copy_blocks(be, act, BUF(sl.act), d->rows, d->in, d->n_in, 1);
     if (d->recompute)
         be->copy(BUF(sl.stash), act, (size_t)(d->rows * d->in_numel));
@@ -252,8 +256,8 @@ static void stage_backward(const struct sp_backend *be, void *buffers[], void *c
     const struct sp_stage_desc *d = r.d;
     const long n_grads = d->rows * d->grad_numel, n_acts = d->recompute ? d->rows * d->stash_numel : 0;
     float *grads = d->split_backward ? BUF(sl.gstash) : BUF(sl.work);
+    r.op_work = d->split_backward ? BUF(sl.work) : grads + n_grads + n_acts; /* before a re-run forward uses it */
     float *act = activations(&r, BUF(sl.stash), grads + n_grads);
-    r.op_work = d->split_backward ? BUF(sl.work) : grads + n_grads + n_acts;
     if (!d->split_backward)
         zero_param_grads(&r);
     run_backward(&r, act, grads, BUF(sl.grad_next), !d->split_backward);

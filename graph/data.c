@@ -48,7 +48,8 @@ static sp_status check_sizes(const sp_trainer_t *t)
         const long full = t->rows * d->stash_numel;
         if ((s = check_size(full, "a stash", k)) == SP_OK &&
             (s = check_size(t->rows * (d->grad_numel + d->work_numel) + (t->recompute ? full : 0),
-                            "the backward workspace", k)) ==
+                            "the backward workspace", k)) == SP_OK &&
+            (s = check_size(t->rows * d->work_numel + (t->recompute ? full : 0), "the forward workspace", k)) ==
                 SP_OK)
             s = check_size(t->rows * t->act_numel[k + 1], "the activations leaving", k);
     }
@@ -92,11 +93,12 @@ static void estimate(const sp_trainer_t *t, struct sp_memory_estimate *e)
         const int zb = d->split_backward;
         const double full = (double)t->rows * d->stash_numel, op_work = (double)t->rows * d->work_numel;
         const double acts = (double)t->rows * d->grad_numel + (t->recompute ? full : 0.0);
-        handles += 1 + t->recompute + zb + (double)sp->n_stash * (1 + zb);
+        const int fwd_work = t->recompute || d->work_numel;
+        handles += 1 + fwd_work + zb + (double)sp->n_stash * (1 + zb);
         if (!OWNS(t, k) || !host_acts)
             continue;
         e->stashes += 4.0 * sp->n_stash * ((double)sp->stash_floats + (zb ? acts : 0.0));
-        e->scratch += 4.0 * (acts + op_work + (t->recompute ? full : 0.0) + (zb ? op_work : 0.0));
+        e->scratch += 4.0 * (acts + op_work + (t->recompute ? full : 0.0) + op_work + (zb ? op_work : 0.0));
     }
     for (int b = 1; b <= K && host_acts; b++) /* act(b), grad(b): written by stage b−1, read by stage b */
         if (OWNS(t, b - 1) || OWNS(t, b < K ? b : K - 1))
@@ -216,8 +218,8 @@ static sp_status register_stage(sp_trainer_t *t, int k)
     const long full = t->rows * d->stash_numel, op_work = t->rows * d->work_numel;
     const long acts = t->rows * d->grad_numel + (t->recompute ? full : 0); /* gradients [+ recomputed activations] */
     reg(t, &sp->bwd_work_h, owner, NULL, acts + op_work, sizeof(float));
-    if (t->recompute)
-        reg(t, &sp->fwd_work_h, owner, NULL, full, sizeof(float));
+    if (t->recompute || d->work_numel) /* re-materialised activations | the ops' forward scratch */
+        reg(t, &sp->fwd_work_h, owner, NULL, (t->recompute ? full : 0) + op_work, sizeof(float));
     if (zb)
         reg(t, &sp->op_work_h, owner, NULL, op_work, sizeof(float));
     sp->stash = calloc((size_t)sp->n_stash, sizeof(*sp->stash));

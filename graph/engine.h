@@ -57,7 +57,7 @@ struct sp_stage_plan {
     int *shared;             /* desc.n_shared block ids whose values the stage reads */
     int *shared_grad_block;  /* desc.n_shared_grads: the block and use of each gradient it adds into */
     int *shared_grad_use;
-    starpu_data_handle_t fwd_work_h;  /* SCRATCH for the re-materialised forward */
+    starpu_data_handle_t fwd_work_h;  /* SCRATCH for F: re-materialised activations | ops' scratch */
     starpu_data_handle_t bwd_work_h;  /* SCRATCH for the fused backward (gradients | activations | ops' scratch) */
     starpu_data_handle_t op_work_h;   /* zero-bubble: SCRATCH for the ops' backward scratch */
     starpu_data_handle_t *stash;      /* n_stash */
