@@ -68,13 +68,18 @@ static inline const char *sp_shape_format(const sp_shape *s, char *buf, size_t n
 
 /* Every op's attributes; each op reads the fields its row documents. */
 struct sp_op_attr {
-    int features;    /* linear: output features; embedding: vector size */
-    int bias;        /* linear: with a bias vector */
+    int features;    /* linear: output features; embedding: vector size; conv2d: output channels */
+    int bias;        /* linear, conv2d: with a bias vector */
     int vocab;       /* embedding: table rows (valid ids are [0, vocab)) */
     int heads;       /* attention */
     int causal;      /* attention: position t attends to positions ≤ t only */
     int approximate; /* gelu: 1 = tanh approximation, 0 = exact (erf) */
-    float eps;       /* layernorm */
+    float eps;       /* layernorm, group_norm */
+    int channels;    /* conv2d, group_norm: input channels the layer takes (0: the input's) */
+    int kernel;      /* conv2d, maxpool2d: square window side */
+    int stride;      /* conv2d, maxpool2d */
+    int padding;     /* conv2d: zeros on every side */
+    int groups;      /* group_norm */
     float p;         /* dropout probability */
     float init_std;  /* linear, embeddings: N(0, init_std) weights (0: the op's default init) */
 };
@@ -114,7 +119,8 @@ struct sp_op_call {
     const float *w[SP_OP_MAX_PARAMS];     /* the op's parameter tensors, in its table row's order */
     float *dw[SP_OP_MAX_PARAMS];
     float *aux;                           /* (samples, aux per sample): saved by forward for backward */
-    float *work;                          /* (samples, work per sample): backward's scratch */
+    float *work;                          /* (samples, work per sample): scratch of forward and backward,
+                                             contents undefined on entry (not kept between them) */
     /* randomness (dropout) is a function of these and the element only */
     uint64_t seed;
     long step;                            /* training step (1-based) */
@@ -153,6 +159,8 @@ struct sp_op_test {
     struct sp_op_attr attr;
     float lo, hi;     /* float inputs drawn from U(lo, hi) */
     float away;       /* inputs kept at least this far from 0 (ReLU's kink) */
+    float spacing;    /* > 0: the finite-difference test's inputs are distinct multiples of it, shuffled
+                         (max pooling: no two values of a window within a step of each other) */
     double cuda_bound; /* CUDA against CPU, relative to the CPU result's largest magnitude */
 };
 
@@ -167,7 +175,8 @@ struct sp_op_info {
     int (*shape)(const sp_shape *x, const struct sp_op_attr *a, sp_shape *y, char *err, size_t err_len);
     /* the parameter tensors (at most SP_OP_MAX_PARAMS); NULL: none */
     int (*params)(const sp_shape *x, const struct sp_op_attr *a, struct sp_param_decl *p);
-    /* floats saved by forward for backward, and scratch for backward, per sample; NULL: none */
+    /* floats saved by forward for backward, and scratch for either pass (not
+     * kept from forward to backward), per sample; NULL: none */
     long (*aux)(const sp_shape *x, const struct sp_op_attr *a);
     long (*work)(const sp_shape *x, const struct sp_op_attr *a);
     /* forward FLOPs per sample; backward with or without the input gradient */
@@ -190,8 +199,8 @@ struct sp_op_info {
 /* The ops (op_table.c), NULL-terminated; each row is defined in its op's file. */
 extern const struct sp_op_info *const sp_op_table[];
 extern const struct sp_op_info sp_op_linear, sp_op_relu, sp_op_gelu, sp_op_add, sp_op_layernorm,
-    sp_op_embedding, sp_op_position_embedding, sp_op_attention, sp_op_dropout, sp_op_softmax_cross_entropy,
-    sp_op_mse;
+    sp_op_embedding, sp_op_position_embedding, sp_op_attention, sp_op_dropout, sp_op_conv2d, sp_op_maxpool2d,
+    sp_op_global_avgpool, sp_op_group_norm, sp_op_softmax_cross_entropy, sp_op_mse;
 /* The op's index in sp_op_table (perf-model footprints, MPI fingerprints). */
 int sp_op_index(const struct sp_op_info *op);
 
@@ -268,7 +277,7 @@ struct sp_stage_desc {
     struct sp_stage_op *ops;
     long stash_numel;          /* per sample: every tensor and saved value of the stage */
     long grad_numel;           /* per sample: the tensors alone (the saved values come after them) */
-    long work_numel;           /* per sample: the largest backward scratch of an op */
+    long work_numel;           /* per sample: the largest scratch of an op (forward or backward) */
     int n_in;                  /* tensors arriving in act(s) */
     struct sp_stage_copy *in;
     long in_numel;
@@ -295,7 +304,7 @@ struct sp_stage_args {
 /* The buffers of a stage task, by name: each field is the buffer's index in
  * the task, or -1 where the task has no such buffer. One function fills
  * them (and the access modes) for the submitter and the codelet alike.
- *   F   act, params, next_act, stash [, work when re-materialised], shared values
+ *   F   act, params, next_act, stash [, work when re-materialised or an op has scratch], shared values
  *   B   grad_next, stash, params, dparams, work [, grad when s > 0], shared values, shared grads
  *   Bi  (zb) grad_next, stash, params, gstash [, grad], shared values
  *   W   (zb) stash, gstash, params, dparams, shared values, shared grads */

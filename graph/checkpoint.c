@@ -56,8 +56,8 @@ static int list_entries(const sp_trainer_t *t, int with_optimizer, float *params
                 snprintf(e[k].t.name, sizeof(e[k].t.name), "optimizer.%s.%s", p.name, sfx);
             snprintf(e[k].t.dtype, sizeof(e[k].t.dtype), "F32");
             e[k].t.ndim = p.ndim;
-            e[k].t.shape[0] = p.shape[0];
-            e[k].t.shape[1] = p.shape[1];
+            for (int d = 0; d < p.ndim; d++)
+                e[k].t.shape[d] = p.shape[d];
             e[k].count = p.count;
             float *base = part == 0 ? params : state + (size_t)(part - 1) * total;
             e[k].values = base + p.offset;

@@ -106,3 +106,34 @@ sp_status sp_softmax_cross_entropy(sp_graph_t *g, sp_tensor logits)
 }
 
 sp_status sp_mse_loss(sp_graph_t *g, sp_tensor pred) { return sp_graph_set_loss(g, &sp_op_mse, pred); }
+
+sp_status sp_conv2d(sp_graph_t *g, sp_tensor x, const sp_conv2d_opts *o, const char *name, sp_tensor *y)
+{
+    sp_clear_error();
+    if (!o)
+        return sp_set_error(SP_ERR_INVALID_ARG, "conv2d: options missing");
+    if (!(o->init_std >= 0.0f))
+        return sp_set_error(SP_ERR_INVALID_ARG, "conv2d: init_std must be ≥ 0, got %g", (double)o->init_std);
+    struct sp_op_attr a = {.channels = o->in_channels, .features = o->out_channels, .kernel = o->kernel,
+                           .stride = o->stride, .padding = o->padding, .bias = o->bias != 0,
+                           .init_std = o->init_std};
+    return add1(g, &sp_op_conv2d, x, &a, name, y);
+}
+
+sp_status sp_maxpool2d(sp_graph_t *g, sp_tensor x, int kernel, int stride, sp_tensor *y)
+{
+    struct sp_op_attr a = {.kernel = kernel, .stride = stride};
+    return add1(g, &sp_op_maxpool2d, x, &a, NULL, y);
+}
+
+sp_status sp_global_avgpool(sp_graph_t *g, sp_tensor x, sp_tensor *y)
+{
+    struct sp_op_attr a = {0};
+    return add1(g, &sp_op_global_avgpool, x, &a, NULL, y);
+}
+
+sp_status sp_group_norm(sp_graph_t *g, sp_tensor x, int groups, int channels, const char *name, sp_tensor *y)
+{
+    struct sp_op_attr a = {.groups = groups, .channels = channels, .eps = 1e-5f};
+    return add1(g, &sp_op_group_norm, x, &a, name, y);
+}

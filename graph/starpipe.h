@@ -150,6 +150,34 @@ sp_status sp_attention(sp_graph_t *g, sp_tensor qkv, int heads, int causal, sp_t
  * evaluation. The mask is a function of (seed, step, sample, op, element)
  * only, so it is the same whatever the stages, placement or policy. */
 sp_status sp_dropout(sp_graph_t *g, sp_tensor x, float p, sp_tensor *y);
+/* 2-D convolution as PyTorch's nn.Conv2d (zero padding, no groups or
+ * dilation): x (B, Cin, H, W) → y (B, Cout, Ho, Wo), Ho = (H + 2·padding −
+ * kernel) / stride + 1 rounded down. Parameters "<name>.weight" (Cout, Cin,
+ * kernel, kernel) and, with bias, "<name>.bias" (Cout); PyTorch's default
+ * initialisation U(−1/√fan_in, 1/√fan_in), or N(0, init_std²) weights and
+ * zero bias when init_std > 0. in_channels 0 takes the input's; otherwise
+ * an input with other channels is refused, as is a kernel larger than the
+ * padded input or a stride below 1. */
+typedef struct sp_conv2d_opts {
+    int in_channels, out_channels;
+    int kernel, stride, padding;
+    int bias;
+    float init_std;
+} sp_conv2d_opts;
+sp_status sp_conv2d(sp_graph_t *g, sp_tensor x, const sp_conv2d_opts *o, const char *name, sp_tensor *y);
+/* Max pooling over kernel × kernel windows every stride positions, no
+ * padding: x (B, C, H, W) → (B, C, (H − kernel)/stride + 1, …); the windows
+ * must tile the input exactly (H − kernel and W − kernel multiples of
+ * stride). No parameters. */
+sp_status sp_maxpool2d(sp_graph_t *g, sp_tensor x, int kernel, int stride, sp_tensor *y);
+/* Global average pooling: x (B, C, H, W) → (B, C), each channel's mean. */
+sp_status sp_global_avgpool(sp_graph_t *g, sp_tensor x, sp_tensor *y);
+/* Group normalisation as PyTorch's nn.GroupNorm(groups, channels), eps
+ * 1e-5: x (B, C, H, W), each sample's groups of C/groups channels
+ * normalised over their values, then "<name>.weight" (C, starts at 1) and
+ * "<name>.bias" (C, starts at 0) per channel. channels 0 takes the input's.
+ * Samples are never mixed, so micro-batches change nothing. */
+sp_status sp_group_norm(sp_graph_t *g, sp_tensor x, int groups, int channels, const char *name, sp_tensor *y);
 /* Loss: softmax cross-entropy of logits (B, …, C) over their last
  * dimension against int32 labels (B, …) in [0, C) — one per sample for
  * (B, C) logits, one per token for (B, T, V) — mean over every label of the

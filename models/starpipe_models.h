@@ -67,6 +67,31 @@ typedef struct sp_gpt_config {
 void sp_gpt_config_init(sp_gpt_config *c);
 sp_status sp_model_gpt(sp_graph_t *g, const sp_gpt_config *c);
 
+/* ---- CNN ----------------------------------------------------------------- */
+
+#define SP_CNN_MAX_LAYERS 8
+/* A small residual CNN for (channels, height, width) images (models/cnn.c):
+ * a 3×3 stem convolution, n_layers layers of `blocks` basic residual blocks
+ * (the first block of every layer after the first halves the image with
+ * stride-2 convolutions and a 1×1 projection shortcut), group norms of
+ * `groups` groups after every convolution, ReLU, global average pooling and
+ * a linear classifier; softmax cross-entropy. Parameters named as
+ * torchvision's ResNet with norm_layer = GroupNorm ("conv1.weight",
+ * "bn1.weight", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+ * "fc.weight", …; "bn" holds a group norm). groups must divide every width. */
+typedef struct sp_cnn_config {
+    int channels, height, width; /* of an image */
+    int classes;
+    int widths[SP_CNN_MAX_LAYERS]; /* channels of each layer */
+    int n_layers;
+    int blocks; /* residual blocks per layer */
+    int groups; /* group-norm groups */
+} sp_cnn_config;
+
+/* 1×28×28 images, 10 classes, widths 32, 64, 128, one block per layer, 8 groups. */
+void sp_cnn_config_init(sp_cnn_config *c);
+sp_status sp_model_cnn(sp_graph_t *g, const sp_cnn_config *c);
+
 /* ---- text ---------------------------------------------------------------- */
 
 #define SP_TEXT_MAX_VOCAB 512

@@ -35,6 +35,20 @@ static void fill(float *v, long n, float lo, float hi, float away)
     }
 }
 
+/* lo, lo + spacing, lo + 2·spacing, … shuffled: no two inputs within a
+ * finite-difference step of each other (max pooling's choice is stable). */
+static void spaced(float *v, long n, float lo, float spacing)
+{
+    for (long i = 0; i < n; i++)
+        v[i] = lo + spacing * (float)i;
+    for (long i = n - 1; i > 0; i--) {
+        long j = (long)(sp_splitmix64(&rng) % (uint64_t)(i + 1));
+        float t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
 static float *falloc(long n)
 {
     float *p = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
@@ -98,6 +112,8 @@ static void check_op(const struct sp_op_info *info, const struct sp_op_test *t)
         if (info->input_dtype[i] == SP_DTYPE_I32)
             for (long e = 0; e < c.x_n[i]; e++) /* ids with repeats: the scatter adds in order */
                 ((int32_t *)x)[e] = (int32_t)(sp_splitmix64(&rng) % (uint64_t)t->attr.vocab);
+        else if (t->spacing > 0.0f)
+            spaced(x, c.x_n[i], t->lo, t->spacing);
         else
             fill(x, c.x_n[i], t->lo, t->hi, t->away);
         k->x[i] = x;
