@@ -59,3 +59,7 @@ set_tests_properties(cli_hostile PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT
 # every JSON the command prints parses with a strict parser
 add_test(NAME cli_json COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_json.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_json PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
+
+# the residual CNN from the command line (issue 14)
+add_test(NAME cli_cnn COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_cnn.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_cnn PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)

@@ -87,6 +87,11 @@ static const struct data_set sets[] = {
         .stages = 2, .hidden = {512, 256}, .n_hidden = 2,
         .optimizer = SP_OPTIMIZER_ADAMW, .cosine = 1, .steps = -1, .epochs = 15,
         .has_test = 1, .epoch_lines = 1,
+        .image = {1, 28, 28},
+        /* the CNN main job (README): --model cnn */
+        .cnn = {.model = {.widths = {32, 64, 128}, .n_layers = 3, .blocks = 1, .groups = 8},
+                .microbatches = 8, .batch = 128, .lr = 2e-3f, .lr_warmup = 100, .epochs = 6,
+                .augment = AUGMENT_FLIP},
         .load = load_fashion_mnist,
     },
     [DATA_TEXT] = {
@@ -114,6 +119,7 @@ const struct data_set *data_set_find(const char *name)
 int data_load(const struct train_args *a, struct data *d, int need_x, int need_y)
 {
     d->set = data_set_of(a->data.kind);
+    d->augment = a->model.kind == MODEL_CNN && a->command == CMD_TRAIN ? a->data.augment : 0;
     int rc = d->set->load(a, d, need_x, need_y);
     if (rc || d->set->windows)
         return rc;
@@ -132,6 +138,8 @@ int data_load(const struct train_args *a, struct data *d, int need_x, int need_y
 void data_shuffle(struct data *d, uint64_t seed, long epoch)
 {
     const int n = d->train.n;
+    d->seed = seed;
+    d->epoch = epoch;
     uint64_t s = seed * 0xd1342543de82ef95ULL + (uint64_t)epoch + 1;
     for (int i = 0; i < n; i++)
         d->order[i] = i;
@@ -143,12 +151,37 @@ void data_shuffle(struct data *d, uint64_t seed, long epoch)
     }
 }
 
+/* Image i of epoch e, augmented by draws from (seed, e, i) alone: flipped
+ * left-right with probability 1/2 (AUGMENT_FLIP), shifted by −2 … 2 pixels
+ * each way with zeros coming in (AUGMENT_CROP: a random 28×28 crop of the
+ * image padded by 2). */
+static void augment_image(const struct data *d, int i, const float *src, float *dst)
+{
+    const int C = d->set->image[0], H = d->set->image[1], W = d->set->image[2];
+    uint64_t h = d->seed ^ 0x5bd1e9955bd1e995ULL;
+    h = sp_splitmix64(&h) ^ (uint64_t)d->epoch;
+    h = sp_splitmix64(&h) ^ (uint64_t)i;
+    const uint64_t z = sp_splitmix64(&h);
+    const int flip = (d->augment & AUGMENT_FLIP) && (z & 1);
+    const int dx = d->augment & AUGMENT_CROP ? (int)((z >> 8) % 5) - 2 : 0;
+    const int dy = d->augment & AUGMENT_CROP ? (int)((z >> 16) % 5) - 2 : 0;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                const int sy = y + dy, sx = (flip ? W - 1 - x : x) + dx;
+                dst[((size_t)c * H + y) * W + x] =
+                    sy >= 0 && sy < H && sx >= 0 && sx < W ? src[((size_t)c * H + sy) * W + sx] : 0.0f;
+            }
+}
+
 void data_batch(const struct data *d, long b, int B, float *xb, int32_t *yb)
 {
     const int F = d->train.features;
     for (int r = 0; r < B; r++) {
         int i = d->order[b * B + r];
-        if (xb)
+        if (xb && d->augment)
+            augment_image(d, i, d->train.x + (size_t)i * F, xb + (size_t)r * F);
+        else if (xb)
             memcpy(xb + (size_t)r * F, d->train.x + (size_t)i * F, sizeof(float) * F);
         if (yb)
             yb[r] = d->train.label[i];

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-static const char *const names[] = {[MODEL_MLP] = "mlp", [MODEL_GPT] = "gpt"};
+static const char *const names[] = {[MODEL_MLP] = "mlp", [MODEL_GPT] = "gpt", [MODEL_CNN] = "cnn"};
 
 const char *model_kind_name(enum model_kind kind)
 {
@@ -36,6 +36,18 @@ static sp_status build_gpt(const struct model_args *m, sp_graph_t *g)
     return sp_model_gpt(g, &m->gpt);
 }
 
+/* The residual CNN on the data set's images (their size and classes from its row) */
+static sp_status build_cnn(const struct model_args *m, const struct data_args *d, sp_graph_t *g)
+{
+    const struct data_set *set = data_set_of(d->kind);
+    if (!set->image[0])
+        return sp_set_error(SP_ERR_INVALID_ARG, "cnn: %s holds no images", set->name);
+    sp_cnn_config c = m->cnn;
+    c.channels = set->image[0], c.height = set->image[1], c.width = set->image[2];
+    c.classes = d->classes;
+    return sp_model_cnn(g, &c);
+}
+
 sp_status model_build(const struct model_args *m, const struct data_args *d, sp_graph_t **g)
 {
     sp_status s = sp_graph_create(g);
@@ -44,6 +56,7 @@ sp_status model_build(const struct model_args *m, const struct data_args *d, sp_
     switch (m->kind) {
     case MODEL_MLP: return build_mlp(m, d, *g);
     case MODEL_GPT: return build_gpt(m, *g);
+    case MODEL_CNN: return build_cnn(m, d, *g);
     }
     return sp_set_error(SP_ERR_INVALID_ARG, "model kind %d unknown", (int)m->kind);
 }

@@ -42,6 +42,14 @@ void report_plan(const struct train_args *a, const struct run *r)
                 "starpipe: text %s: %ld characters for training, %ld for validation (%ld windows of %d)\n",
                 a->data.text, r->d.text.n_train, r->d.text.n - r->d.text.n_train, r->d.n_val, c->context);
     }
+    if (a->model.kind == MODEL_CNN) {
+        const sp_cnn_config *c = &a->model.cnn;
+        char widths[512];
+        list_text(widths, sizeof(widths), c->widths, c->n_layers);
+        fprintf(r->progress, "starpipe: CNN of widths %s, %d block%s per layer, group norm of %d groups, "
+                "augmentation %s (%.2f M parameters)\n", widths, c->blocks, c->blocks > 1 ? "s" : "", c->groups,
+                augment_name(a->data.augment), sp_graph_param_count(r->g) / 1e6);
+    }
 }
 
 static void progress_bar(FILE *f, long epoch, long epochs, long done, long total, double sps, float loss,

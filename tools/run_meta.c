@@ -8,7 +8,7 @@
  *
  * Keys, in the order they are written: model, then the model's own (mlp:
  * hidden, activation; gpt: vocab_size, context, layers, heads, embd,
- * dropout, tie_embeddings), data, then the data set's own (synthetic and
+ * dropout, tie_embeddings; cnn: widths, blocks, groups, augment), data, then the data set's own (synthetic and
  * fashion-mnist: inputs, classes, samples, epoch, batch_in_epoch; text:
  * text, vocab, eval_windows), batch, microbatches, seed, and the
  * learning-rate schedule (lr, lr_schedule, lr_warmup, lr_decay_steps), which
@@ -184,6 +184,50 @@ static int adopt_gpt(const struct train_args *a, const sp_meta *m, const char *p
     return 0;
 }
 
+/* ---- the CNN ------------------------------------------------------------ */
+
+static sp_status describe_cnn(const struct train_args *a, sp_meta *m)
+{
+    const sp_cnn_config *c = &a->model.cnn;
+    char widths[512];
+    list_text(widths, sizeof(widths), c->widths, c->n_layers);
+    sp_status s = sp_meta_set(m, "widths", widths);
+    if (s == SP_OK)
+        s = put_meta(m, "blocks", "%d", c->blocks);
+    if (s == SP_OK)
+        s = put_meta(m, "groups", "%d", c->groups);
+    if (s == SP_OK) /* a resumed run augments as the saved one did */
+        s = sp_meta_set(m, "augment", augment_name(a->data.augment));
+    return s;
+}
+
+static int adopt_cnn(struct train_args *a, const sp_meta *m, const char *path, struct model_args *out)
+{
+    sp_cnn_config *c = &out->cnn;
+    const char *widths = sp_meta_get(m, "widths"), *aug = sp_meta_get(m, "augment");
+    out->kind = MODEL_CNN;
+    if (!widths || parse_list("checkpoint 'widths'", widths, 1, 1 << 12, c->widths, SP_CNN_MAX_LAYERS, &c->n_layers))
+        return 1;
+    int augment;
+    if (meta_int(m, path, "blocks", 1, 64, &c->blocks) || meta_int(m, path, "groups", 1, 1 << 12, &c->groups))
+        return 1;
+    if (!aug || augment_parse(aug, &augment)) {
+        fprintf(stderr, "starpipe: %s: metadata 'augment' is missing or not none, flip, crop or flip,crop\n", path);
+        return 1;
+    }
+    char mine[512];
+    list_text(mine, sizeof(mine), a->model.cnn.widths, a->model.cnn.n_layers);
+    if (a->given.widths && strcmp(mine, widths))
+        return conflict(path, "widths", widths);
+    if (a->given.blocks && a->model.cnn.blocks != c->blocks)
+        return conflict(path, "blocks", sp_meta_get(m, "blocks"));
+    if (a->given.groups && a->model.cnn.groups != c->groups)
+        return conflict(path, "groups", sp_meta_get(m, "groups"));
+    if (!a->given.augment)
+        a->data.augment = augment;
+    return 0;
+}
+
 /* ---- the data ----------------------------------------------------------- */
 
 /* A text run: the file (or --text), the vocabulary, the validation windows. */
@@ -241,6 +285,7 @@ sp_status run_meta_describe(const struct train_args *a, const sp_text *text, lon
         switch (a->model.kind) {
         case MODEL_MLP: s = describe_mlp(&a->model, m); break;
         case MODEL_GPT: s = describe_gpt(&a->model.gpt, m); break;
+        case MODEL_CNN: s = describe_cnn(a, m); break;
         }
     }
     if (s == SP_OK)
@@ -330,6 +375,15 @@ int run_meta_data_kind(const char *path, enum data_kind *kind)
     return 1;
 }
 
+int run_meta_model_kind(const char *path, enum model_kind *kind)
+{
+    sp_meta *m = malloc(sizeof(*m));
+    int ok = m && sp_checkpoint_read_meta(path, m) == SP_OK && sp_meta_get(m, "model") &&
+             !model_kind_parse(sp_meta_get(m, "model"), kind);
+    free(m);
+    return ok;
+}
+
 /* The checkpoint's model and data set against the command line's; 0 or an exit status. */
 static int adopt(struct train_args *a, const sp_meta *m, const char *path, long *epoch, long *batch_in_epoch)
 {
@@ -347,7 +401,7 @@ static int adopt(struct train_args *a, const sp_meta *m, const char *path, long 
     }
     if (a->given.data && a->data.kind != set->kind)
         return conflict(path, "data", data);
-    if (set->model != kind) {
+    if (set->model != kind && !(kind == MODEL_CNN && set->image[0])) {
         fprintf(stderr, "starpipe: %s: a %s model trained on %s data is not a starpipe checkpoint\n", path, model,
                 data);
         return 1;
@@ -358,7 +412,9 @@ static int adopt(struct train_args *a, const sp_meta *m, const char *path, long 
         return 1;
     }
     struct model_args adopted = a->model;
-    int rc = kind == MODEL_GPT ? adopt_gpt(a, m, path, &adopted) : adopt_mlp(a, m, path, &adopted);
+    int rc = kind == MODEL_GPT   ? adopt_gpt(a, m, path, &adopted)
+             : kind == MODEL_CNN ? adopt_cnn(a, m, path, &adopted)
+                                 : adopt_mlp(a, m, path, &adopted);
     if (rc)
         return rc;
     *epoch = *batch_in_epoch = 0;

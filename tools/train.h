@@ -24,7 +24,10 @@
 
 enum command { CMD_TRAIN, CMD_EVAL, CMD_GENERATE };
 
-enum model_kind { MODEL_MLP, MODEL_GPT };
+enum model_kind { MODEL_MLP, MODEL_GPT, MODEL_CNN };
+
+/* Training-time augmentation of images (--augment), a bit set. */
+enum { AUGMENT_FLIP = 1, AUGMENT_CROP = 2 };
 
 /* The model's architecture: what its checkpoint metadata must rebuild. Its
  * input and output widths come from the data set. */
@@ -34,6 +37,7 @@ struct model_args {
     int n_hidden;
     int gelu;          /* mlp: GELU instead of ReLU */
     sp_gpt_config gpt; /* gpt: vocab comes from the text (or the checkpoint's vocabulary) */
+    sp_cnn_config cnn; /* cnn: the image size and classes come from the data set */
 };
 
 enum data_kind { DATA_SYNTHETIC, DATA_FASHION_MNIST, DATA_TEXT };
@@ -52,6 +56,7 @@ struct data_args {
     const char *text;    /* text: the UTF-8 file */
     const char *vocab;   /* text: a checkpoint's vocabulary (sp_text_vocab_string), NULL: the text's own */
     long eval_windows;   /* text: validation windows (0: every window of the held-out 10%) */
+    int augment;         /* images, --model cnn: AUGMENT_* applied to training batches */
 };
 
 struct train_args {
@@ -78,6 +83,7 @@ struct train_args {
     struct { /* given on the command line (a checkpoint must agree) */
         int hidden, activation, inputs, classes, samples, batch, seed, data, model, microbatches, epochs;
         int layers, heads, embd, context, dropout, tie, text, eval_windows; /* gpt, text */
+        int widths, blocks, groups, augment;                                /* cnn */
         int lr, lr_schedule, lr_warmup, lr_decay_steps;                     /* a resumed run keeps the saved ones */
         int stall_timeout;
     } given;
@@ -93,6 +99,9 @@ void train_args_defaults(struct train_args *a, enum command command);
 /* Parses argv (argv[0] is the command's name) into a with every default
  * filled in. Returns 0, or the exit status after printing why (2: usage). */
 int train_args_parse(int argc, char **argv, enum command command, struct train_args *a);
+/* --augment's values ("none", "flip", "crop", "flip,crop") and back: 0, or -1 for an unknown one. */
+int augment_parse(const char *s, int *out);
+const char *augment_name(int augment);
 /* The SVG written beside a --trace PATH: PATH without ".json", plus ".svg". */
 void trace_svg_path(const char *trace, char *svg, size_t cap);
 
@@ -108,6 +117,9 @@ struct data {
     const struct data_set *set;
     sp_dataset train, test;
     int *order;             /* this epoch's permutation of the training samples */
+    uint64_t seed;          /* of the run, and the epoch data_shuffle last ordered: augmentation's draws */
+    long epoch;
+    int augment;            /* AUGMENT_* for training batches */
     sp_text text;           /* text: the whole text as ids, and its vocabulary */
     int32_t *val_x, *val_y; /* text: the validation windows, (n_val, context) each */
     long n_val;
@@ -121,6 +133,17 @@ struct data_set {
     int microbatches, batch; /* default M and B; 0 = the command's (4 and 128) */
     int hidden[4], n_hidden; /* default MLP */
     sp_gpt_config gpt;       /* default GPT (vocab from the text) */
+    int image[3];            /* images: channels, height, width of a sample (inputs = their product); 0: not images */
+    /* images: the CNN's main job (--model cnn), which replaces the row's
+     * model, pipeline, optimizer and length defaults below when chosen */
+    struct cnn_job {
+        sp_cnn_config model; /* widths, blocks, groups (image and classes from the row) */
+        int microbatches, batch;
+        float lr;
+        int lr_warmup;
+        long epochs;
+        int augment;
+    } cnn;
     sp_optimizer_type optimizer;
     float lr;           /* 0 = the optimizer's default */
     int cosine;         /* default learning-rate schedule */
@@ -142,7 +165,8 @@ const struct data_set *data_set_find(const char *name); /* NULL for an unknown n
 const char *data_set_names(void);
 
 int data_load(const struct train_args *a, struct data *d, int need_x, int need_y);
-/* The order of epoch e depends on (seed, e) alone, so a resumed run replays it. */
+/* The order of epoch e depends on (seed, e) alone, so a resumed run replays it;
+ * so does the augmentation of each image in it (seed, e, image index). */
 void data_shuffle(struct data *d, uint64_t seed, long epoch);
 /* Rows [b·B, (b+1)·B) of this epoch's order into xb and yb (either may be
  * NULL where this rank does not hold them). */
@@ -160,6 +184,8 @@ sp_status run_meta_describe(const struct train_args *a, const sp_text *text, lon
 int run_meta_adopt(struct train_args *a, const char *path, long *epoch, long *batch_in_epoch);
 /* The data set a checkpoint was trained on, when it can be read (1), else 0. */
 int run_meta_data_kind(const char *path, enum data_kind *kind);
+/* The model kind a checkpoint holds, when it can be read (1), else 0. */
+int run_meta_model_kind(const char *path, enum model_kind *kind);
 
 /* ---- train.c: a run, step by step ---- */
 /* One evaluation of a text run: the mean training loss since the previous one and the validation loss. */

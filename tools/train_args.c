@@ -21,6 +21,7 @@ enum {
     OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS, OPT_MPI, OPT_STAGE_RANKS,
     OPT_DEVICE, OPT_TF32, OPT_LAYERS, OPT_HEADS, OPT_EMBD, OPT_CONTEXT, OPT_DROPOUT, OPT_TIE, OPT_TEXT,
     OPT_EVAL_EVERY, OPT_EVAL_WINDOWS, OPT_LR_WARMUP, OPT_LR_DECAY_STEPS, OPT_STALL_TIMEOUT,
+    OPT_WIDTHS, OPT_BLOCKS, OPT_GROUPS, OPT_AUGMENT,
 };
 
 static const struct option longopts[] = {
@@ -39,6 +40,10 @@ static const struct option longopts[] = {
     {"dropout", required_argument, 0, OPT_DROPOUT},
     {"tie-embeddings", no_argument, 0, OPT_TIE},
     {"text", required_argument, 0, OPT_TEXT},
+    {"widths", required_argument, 0, OPT_WIDTHS},
+    {"blocks", required_argument, 0, OPT_BLOCKS},
+    {"groups", required_argument, 0, OPT_GROUPS},
+    {"augment", required_argument, 0, OPT_AUGMENT},
     {"eval-every", required_argument, 0, OPT_EVAL_EVERY},
     {"eval-windows", required_argument, 0, OPT_EVAL_WINDOWS},
     {"stages", required_argument, 0, OPT_STAGES},
@@ -95,6 +100,7 @@ void train_args_defaults(struct train_args *a, enum command command)
     a->model.hidden[0] = a->model.hidden[1] = a->model.hidden[2] = 256;
     a->model.n_hidden = 3;
     sp_gpt_config_init(&a->model.gpt);
+    sp_cnn_config_init(&a->model.cnn);
     a->data.kind = DATA_SYNTHETIC;
     a->data.dir = SP_FASHION_MNIST_DIR;
     a->data.inputs = 64;
@@ -108,6 +114,27 @@ void train_args_defaults(struct train_args *a, enum command command)
     a->o.stages = -1;
     a->o.microbatches = 4;
     a->o.batch = 128;
+}
+
+int augment_parse(const char *s, int *out)
+{
+    static const char *const names[] = {"none", "flip", "crop", "flip,crop"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i; /* AUGMENT_FLIP = 1, AUGMENT_CROP = 2 */
+            return 0;
+        }
+    if (!strcmp(s, "crop,flip")) {
+        *out = AUGMENT_FLIP | AUGMENT_CROP;
+        return 0;
+    }
+    return -1;
+}
+
+const char *augment_name(int augment)
+{
+    static const char *const names[] = {"none", "flip", "crop", "flip,crop"};
+    return names[augment & 3];
 }
 
 /* One option; returns 0, or the exit status after printing why not. */
@@ -126,7 +153,7 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
     case OPT_DATA_DIR: a->data.dir = arg; break;
     case OPT_MODEL:
         if (model_kind_parse(arg, &a->model.kind))
-            return usage_error("unknown model '%s' (available: mlp, gpt)", arg);
+            return usage_error("unknown model '%s' (available: mlp, gpt, cnn)", arg);
         a->given.model = 1;
         break;
     case OPT_HIDDEN:
@@ -149,6 +176,17 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
     case OPT_DROPOUT: bad = parse_float("--dropout", arg, 0.0f, 0.99f, &a->model.gpt.dropout); a->given.dropout = 1; break;
     case OPT_TIE: a->model.gpt.tie_embeddings = 1; a->given.tie = 1; break;
     case OPT_TEXT: a->data.text = arg; a->given.text = 1; break;
+    case OPT_WIDTHS:
+        bad = parse_list("--widths", arg, 1, 1 << 12, a->model.cnn.widths, SP_CNN_MAX_LAYERS, &a->model.cnn.n_layers);
+        a->given.widths = 1;
+        break;
+    case OPT_BLOCKS: bad = parse_int("--blocks", arg, 1, 64, &a->model.cnn.blocks); a->given.blocks = 1; break;
+    case OPT_GROUPS: bad = parse_int("--groups", arg, 1, 1 << 12, &a->model.cnn.groups); a->given.groups = 1; break;
+    case OPT_AUGMENT:
+        if (augment_parse(arg, &a->data.augment))
+            return usage_error("unknown augmentation '%s' (choose none, flip, crop or flip,crop)", arg);
+        a->given.augment = 1;
+        break;
     case OPT_EVAL_EVERY: bad = parse_long("--eval-every", arg, 1, LONG_MAX, &a->eval_every); break;
     case OPT_EVAL_WINDOWS:
         bad = parse_long("--eval-windows", arg, 0, 1L << 30, &a->data.eval_windows);
@@ -239,23 +277,41 @@ static int data_set_defaults(struct train_args *a, const struct optimizer_choice
         a->data.kind = kind; /* an unreadable checkpoint is reported when it is loaded */
     else if (!a->given.data && !ckpt && ((a->given.model && a->model.kind == MODEL_GPT) || a->given.text))
         a->data.kind = DATA_TEXT;
+    else if (!a->given.data && !ckpt && a->given.model && a->model.kind == MODEL_CNN)
+        a->data.kind = DATA_FASHION_MNIST;
     const struct data_set *set = data_set_of(a->data.kind);
-    if (!a->given.model)
+    enum model_kind saved;
+    if (!a->given.model && ckpt && run_meta_model_kind(ckpt, &saved) && saved == MODEL_CNN)
+        a->model.kind = MODEL_CNN; /* the CNN job's defaults (--epochs) for a resumed CNN */
+    else if (!a->given.model)
         a->model.kind = set->model;
+    const int cnn = a->model.kind == MODEL_CNN && set->image[0];
+    if (cnn) { /* the CNN main job's row, and the model options not given */
+        const struct cnn_job *job = &set->cnn;
+        sp_cnn_config *c = &a->model.cnn;
+        if (!a->given.widths) {
+            memcpy(c->widths, job->model.widths, sizeof(c->widths));
+            c->n_layers = job->model.n_layers;
+        }
+        c->blocks = a->given.blocks ? c->blocks : job->model.blocks;
+        c->groups = a->given.groups ? c->groups : job->model.groups;
+        if (!a->given.augment)
+            a->data.augment = job->augment;
+    }
     if (a->o.stages < 0)
         a->o.stages = set->stages;
-    if (!a->given.batch && set->batch)
-        a->o.batch = set->batch;
-    if (!a->given.microbatches && set->microbatches)
-        a->o.microbatches = set->microbatches;
+    if (!a->given.batch && (cnn ? set->cnn.batch : set->batch))
+        a->o.batch = cnn ? set->cnn.batch : set->batch;
+    if (!a->given.microbatches && (cnn ? set->cnn.microbatches : set->microbatches))
+        a->o.microbatches = cnn ? set->cnn.microbatches : set->microbatches;
     const sp_optimizer_type type = oc->given ? oc->type : set->optimizer;
     sp_optimizer_defaults(&a->o.optimizer, type);
     if (oc->lr > 0.0f)
         a->o.optimizer.lr = oc->lr;
-    else if (set->lr > 0.0f && type == set->optimizer)
-        a->o.optimizer.lr = set->lr;
+    else if ((cnn ? set->cnn.lr : set->lr) > 0.0f && type == set->optimizer)
+        a->o.optimizer.lr = cnn ? set->cnn.lr : set->lr;
     if (a->lr_warmup < 0)
-        a->lr_warmup = set->lr_warmup;
+        a->lr_warmup = cnn ? set->cnn.lr_warmup : set->lr_warmup;
     if (set->model == MODEL_GPT) { /* the GPT options not given */
         sp_gpt_config *c = &a->model.gpt;
         c->context = a->given.context ? c->context : set->gpt.context;
@@ -277,7 +333,7 @@ static int data_set_defaults(struct train_args *a, const struct optimizer_choice
     if (a->steps == -2)
         a->steps = set->steps;
     if (a->epochs == -2)
-        a->epochs = set->epochs;
+        a->epochs = cnn ? set->cnn.epochs : set->epochs;
     if (!a->given.hidden) {
         memcpy(a->model.hidden, set->hidden, sizeof(set->hidden));
         a->model.n_hidden = set->n_hidden;
@@ -301,15 +357,27 @@ static int check_model(struct train_args *a)
 {
     const struct data_set *set = data_set_of(a->data.kind);
     const int ckpt = a->resume || a->load;
-    if (!ckpt && set->model != a->model.kind)
+    if (!ckpt && a->model.kind == MODEL_CNN && !set->image[0])
+        return usage_error("--model cnn trains on images (--data fashion-mnist, the default with --model cnn), not %s",
+                           set->name);
+    if (!ckpt && set->model != a->model.kind && a->model.kind != MODEL_CNN)
         return a->model.kind == MODEL_GPT
                    ? usage_error("--model gpt trains on text (--data text, the default with --model gpt), not %s",
                                  set->name)
                    : usage_error("--data %s trains --model %s, not %s", set->name, model_kind_name(set->model),
                                  model_kind_name(a->model.kind));
-    if (a->model.kind == MODEL_GPT && (a->given.hidden || a->given.activation))
-        return usage_error("--hidden and --activation describe an MLP; a GPT takes --layers, --heads, --embd, "
-                           "--context, --dropout, --tie-embeddings");
+    if (a->model.kind != MODEL_MLP && (a->given.hidden || a->given.activation))
+        return usage_error(a->model.kind == MODEL_GPT
+                               ? "--hidden and --activation describe an MLP; a GPT takes --layers, --heads, --embd, "
+                                 "--context, --dropout, --tie-embeddings"
+                               : "--hidden and --activation describe an MLP; a CNN takes --widths, --blocks, --groups");
+    if (a->model.kind != MODEL_CNN && (a->given.widths || a->given.blocks || a->given.groups || a->given.augment))
+        return usage_error("--widths, --blocks, --groups and --augment describe a CNN (--model cnn)");
+    if (!ckpt && a->model.kind == MODEL_CNN)
+        for (int l = 0; l < a->model.cnn.n_layers; l++)
+            if (a->model.cnn.widths[l] % a->model.cnn.groups)
+                return usage_error("--groups %d does not divide the width %d of layer %d (--widths)",
+                                   a->model.cnn.groups, a->model.cnn.widths[l], l + 1);
     if (a->model.kind != MODEL_GPT && (a->given.layers || a->given.heads || a->given.embd || a->given.context ||
                                        a->given.dropout || a->given.tie))
         return usage_error("--layers, --heads, --embd, --context, --dropout and --tie-embeddings describe a GPT "

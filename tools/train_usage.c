@@ -4,12 +4,17 @@
  * (cli_errors checks that each one it accepts is documented here). The
  * defaults it prints come from data.c's rows.
  */
+#include "cli.h"
 #include "train.h"
 
 void train_usage(FILE *f)
 {
     const struct data_set *text = data_set_of(DATA_TEXT);
     const sp_gpt_config *g = &text->gpt;
+    const struct data_set *fm = data_set_of(DATA_FASHION_MNIST);
+    const struct cnn_job *cj = &fm->cnn;
+    char widths[256];
+    list_text(widths, sizeof(widths), cj->model.widths, cj->model.n_layers);
     fprintf(f,
             "usage: starpipe train [options]\n"
             "       starpipe eval --load PATH [options]\n"
@@ -22,13 +27,23 @@ void train_usage(FILE *f)
             "  --data NAME           synthetic (seeded, default), fashion-mnist, or text (a GPT on the\n"
             "                        characters of a UTF-8 file; the default with --model gpt)\n"
             "  --data-dir DIR        where the Fashion-MNIST IDX files are (default %s)\n"
-            "  --model NAME          mlp (default) or gpt (nanoGPT's model; trains on --data text)\n"
+            "  --model NAME          mlp (default), gpt (nanoGPT's model; trains on --data text) or cnn\n"
+            "                        (a residual CNN; trains on --data fashion-mnist, its default)\n"
             "  --hidden LIST         hidden layer widths, comma-separated (default 256,256,256 for\n"
             "                        synthetic data, 512,256 for fashion-mnist)\n"
             "  --activation NAME     relu (default) or gelu\n"
             "  --inputs N            synthetic data: input features (default 64)\n"
             "  --classes N           synthetic data: classes (default 10)\n"
             "  --samples N           synthetic data: samples (default 8192)\n"
+            "CNN (--model cnn; defaults: the CNN job's row of fashion-mnist):\n"
+            "  --widths LIST         channels of each layer; every layer after the first halves the image\n"
+            "                        (default %s)\n"
+            "  --blocks N            residual blocks per layer (default %d)\n"
+            "  --groups N            group-norm groups; must divide every width (default %d)\n"
+            "  --augment A           training images: none, flip (left-right, probability 1/2), crop (shifted\n"
+            "                        by up to 2 pixels, zeros coming in) or flip,crop; drawn from (seed, epoch,\n"
+            "                        image) (default %s). The CNN job also sets --microbatches %d, --lr %g,\n"
+            "                        --lr-warmup %d and --epochs %ld\n"
             "text and GPT:\n"
             "  --text PATH           the UTF-8 text: its characters are the vocabulary, the last 10%% is\n"
             "                        held out for validation (default: the Shakespeare plays that\n"
@@ -122,7 +137,8 @@ void train_usage(FILE *f)
             "'starpipe generate' samples text from it. A checkpoint of another model or\n"
             "data set than the command line asks for is refused (exit 2), and so is a text\n"
             "with characters outside a checkpoint's vocabulary (exit 1).\n",
-            SP_FASHION_MNIST_DIR, TEXT_DEFAULT_PATH, g->layers, g->heads, g->embd, g->context, (double)g->dropout,
+            SP_FASHION_MNIST_DIR, widths, cj->model.blocks, cj->model.groups, augment_name(cj->augment),
+            cj->microbatches, (double)cj->lr, cj->lr_warmup, cj->epochs, TEXT_DEFAULT_PATH, g->layers, g->heads, g->embd, g->context, (double)g->dropout,
             text->eval_every, text->eval_windows, text->microbatches, text->batch, sp_sched_policy_names(), STALL_TIMEOUT_MPI,
             text->steps, data_set_of(DATA_FASHION_MNIST)->epochs, text->lr_warmup);
 }
