@@ -24,6 +24,7 @@
  * Scratch (work) per sample: CKK·P for the columns and Cout·P for dY.
  */
 #include "sp_codelets.h"
+#include "sp_math.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -72,7 +73,7 @@ static inline void copy_strided(float *restrict dst, const float *restrict src, 
 }
 
 // col is (CKK, ld) from column 0, x is (C, H, W) of one sample
-static void im2col(float *col, long ld, const float *x, const struct conv_dims *d)
+SP_VECTOR_CLONES static void im2col(float *col, long ld, const float *x, const struct conv_dims *d)
 {
     for (int c = 0; c < d->C; c++)
         for (int i = 0; i < d->K; i++) {
@@ -112,7 +113,7 @@ static inline void add_strided(float *restrict dst, const float *restrict src, i
 }
 
 // dx (C, H, W) of one sample += the columns' contributions, rows in order
-static void col2im(float *dx, const float *col, long ld, const struct conv_dims *d)
+SP_VECTOR_CLONES static void col2im(float *dx, const float *col, long ld, const struct conv_dims *d)
 {
     for (int c = 0; c < d->C; c++)
         for (int i = 0; i < d->K; i++) {

@@ -8,9 +8,11 @@
  * Parameters: gamma (C, "weight", starts at 1), beta (C, "bias", starts at
  * 0). Saved for backward (aux, 2 values per group and sample): the mean and
  * 1/sqrt(var + eps). Attributes: groups, channels (C the layer takes; 0: the
- * input's), eps (PyTorch's default 1e-5). Sums run in order.
+ * input's), eps (PyTorch's default 1e-5). Sums run in a fixed order (eight
+ * interleaved partial sums, so that they vectorise).
  */
 #include "sp_codelets.h"
+#include "sp_math.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -18,22 +20,77 @@
 void group_norm_forward_cuda(const struct sp_op_call *c);
 void group_norm_backward_cuda(const struct sp_op_call *c);
 
+/* Sums in a fixed order that vectorises: 8 running partial sums over the
+ * elements i ≡ k (mod 8), then added k = 0 … 7 and the tail in order. The
+ * same bits on every run whatever the stage, placement or policy. */
+#define LANES 8
+static inline float lanes_total(const float *part, const float *tail, long n_tail)
+{
+    float t = 0.0f;
+    for (int k = 0; k < LANES; k++)
+        t += part[k];
+    for (long i = 0; i < n_tail; i++)
+        t += tail[i];
+    return t;
+}
+
+static inline float sum8(const float *restrict x, long n)
+{
+    float part[LANES] = {0};
+    const long body = n - n % LANES;
+    for (long i = 0; i < body; i += LANES)
+        for (int k = 0; k < LANES; k++)
+            part[k] += x[i + k];
+    return lanes_total(part, x + body, n - body);
+}
+
+static inline float sum_sq_dev8(const float *restrict x, long n, float mean)
+{
+    float part[LANES] = {0};
+    const long body = n - n % LANES;
+    for (long i = 0; i < body; i += LANES)
+        for (int k = 0; k < LANES; k++)
+            part[k] += (x[i + k] - mean) * (x[i + k] - mean);
+    float t = 0.0f;
+    for (int k = 0; k < LANES; k++)
+        t += part[k];
+    for (long i = body; i < n; i++)
+        t += (x[i] - mean) * (x[i] - mean);
+    return t;
+}
+
+/* Σ dy·(x − mean)·rstd and Σ dy over n values */
+static inline void dot_sum8(const float *restrict dy, const float *restrict x, long n, float mean, float rstd,
+                            float *dg, float *db)
+{
+    float pg[LANES] = {0}, pb[LANES] = {0};
+    const long body = n - n % LANES;
+    for (long i = 0; i < body; i += LANES)
+        for (int k = 0; k < LANES; k++) {
+            pg[k] += dy[i + k] * ((x[i + k] - mean) * rstd);
+            pb[k] += dy[i + k];
+        }
+    float g = 0.0f, b = 0.0f;
+    for (int k = 0; k < LANES; k++)
+        g += pg[k], b += pb[k];
+    for (long i = body; i < n; i++) {
+        g += dy[i] * ((x[i] - mean) * rstd);
+        b += dy[i];
+    }
+    *dg = g, *db = b;
+}
+
 // y, x are (samples, C, H, W); aux is (samples, groups, 2): mean, rstd
-static void group_norm_forward_cpu(const struct sp_op_call *c)
+SP_VECTOR_CLONES static void group_norm_forward_cpu(const struct sp_op_call *c)
 {
     const int C = c->x_shape[0].dim[0], G = c->attr->groups, Cg = C / G;
     const long HW = (long)c->x_shape[0].dim[1] * c->x_shape[0].dim[2], n = Cg * HW;
     const float *gamma = c->w[0], *beta = c->w[1], eps = c->attr->eps;
     for (long sg = 0; sg < c->samples * G; sg++) {
-        const float *x = c->x[0] + sg * n;
-        float *y = c->y + sg * n;
-        float mean = 0.0f, var = 0.0f;
-        for (long i = 0; i < n; i++)
-            mean += x[i];
-        mean /= (float)n;
-        for (long i = 0; i < n; i++)
-            var += (x[i] - mean) * (x[i] - mean);
-        var /= (float)n;
+        const float *restrict x = c->x[0] + sg * n;
+        float *restrict y = c->y + sg * n;
+        const float mean = sum8(x, n) / (float)n;
+        const float var = sum_sq_dev8(x, n, mean) / (float)n;
         const float rstd = 1.0f / sqrtf(var + eps);
         for (int k = 0; k < Cg; k++) {
             const int ch = (int)(sg % G) * Cg + k;
@@ -49,24 +106,20 @@ static void group_norm_forward_cpu(const struct sp_op_call *c)
 // with n = (x − mean)·rstd and g = dy·gamma over a group:
 // dx += rstd·(g − mean(g) − n·mean(g·n)), dgamma[c] += Σ dy·n, dbeta[c] += Σ dy;
 // a NULL dx or dw skips that part
-static void group_norm_backward_cpu(const struct sp_op_call *c)
+SP_VECTOR_CLONES static void group_norm_backward_cpu(const struct sp_op_call *c)
 {
     const int C = c->x_shape[0].dim[0], G = c->attr->groups, Cg = C / G;
     const long HW = (long)c->x_shape[0].dim[1] * c->x_shape[0].dim[2], n = Cg * HW;
     const float *gamma = c->w[0];
     float *dgamma = c->dw[0], *dbeta = c->dw[1];
     for (long sg = 0; sg < c->samples * G; sg++) {
-        const float *x = c->x[0] + sg * n, *dy = c->dy + sg * n;
+        const float *restrict x = c->x[0] + sg * n, *restrict dy = c->dy + sg * n;
         const float mean = c->aux[sg * 2], rstd = c->aux[sg * 2 + 1];
         float g_sum = 0.0f, gn_sum = 0.0f;
         for (int k = 0; k < Cg; k++) {
             const int ch = (int)(sg % G) * Cg + k;
-            float dg = 0.0f, db = 0.0f;
-            for (long i = k * HW; i < (k + 1) * HW; i++) {
-                const float nv = (x[i] - mean) * rstd;
-                dg += dy[i] * nv;
-                db += dy[i];
-            }
+            float dg, db;
+            dot_sum8(dy + k * HW, x + k * HW, HW, mean, rstd, &dg, &db);
             g_sum += gamma[ch] * db;
             gn_sum += gamma[ch] * dg;
             if (dgamma) {
@@ -77,7 +130,7 @@ static void group_norm_backward_cpu(const struct sp_op_call *c)
         if (!c->dx[0])
             continue;
         const float g_mean = g_sum / (float)n, gn_mean = gn_sum / (float)n;
-        float *dx = c->dx[0] + sg * n;
+        float *restrict dx = c->dx[0] + sg * n;
         for (int k = 0; k < Cg; k++) {
             const float gm = gamma[(int)(sg % G) * Cg + k];
             for (long i = k * HW; i < (k + 1) * HW; i++) {

@@ -2,27 +2,33 @@
  * relu.c — rectified linear unit on the CPU: y = max(x, 0), element-wise.
  */
 #include "sp_codelets.h"
+#include "sp_math.h"
 
 void relu_forward_cuda(const struct sp_op_call *c);
 void relu_backward_cuda(const struct sp_op_call *c);
 
 // y, x have the same shape
-static void relu_forward_cpu(const struct sp_op_call *c)
+SP_VECTOR_CLONES static void relu_forward_cpu(const struct sp_op_call *c)
 {
     const long n = sp_call_numel(c);
+    const float *restrict x = c->x[0];
+    float *restrict y = c->y;
     for (long i = 0; i < n; i++)
-        c->y[i] = c->x[0][i] > 0.0f ? c->x[0][i] : 0.0f;
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-// dx += dy where x > 0 (the subgradient at 0 is 0, as in PyTorch)
-static void relu_backward_cpu(const struct sp_op_call *c)
+// dx += dy where x > 0 (the subgradient at 0 is 0, as in PyTorch); written
+// as a select of the old value, which vectorises (a blend) and leaves the
+// other elements' bits as they were
+SP_VECTOR_CLONES static void relu_backward_cpu(const struct sp_op_call *c)
 {
     const long n = sp_call_numel(c);
     if (!c->dx[0])
         return;
+    const float *restrict x = c->x[0], *restrict dy = c->dy;
+    float *restrict dx = c->dx[0];
     for (long i = 0; i < n; i++)
-        if (c->x[0][i] > 0.0f)
-            c->dx[0][i] += c->dy[i];
+        dx[i] = x[i] > 0.0f ? dx[i] + dy[i] : dx[i];
 }
 
 static double relu_flops(const sp_shape *x, const sp_shape *y, const struct sp_op_attr *a)
