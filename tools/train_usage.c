@@ -42,8 +42,8 @@ void train_usage(FILE *f)
             "  --groups N            group-norm groups; must divide every width (default %d)\n"
             "  --augment A           training images: none, flip (left-right, probability 1/2), crop (shifted\n"
             "                        by up to 2 pixels, zeros coming in) or flip,crop; drawn from (seed, epoch,\n"
-            "                        image) (default %s). The CNN job also sets --microbatches %d, --lr %g,\n"
-            "                        --lr-warmup %d and --epochs %ld\n"
+            "                        image) (default %s). The CNN job also sets --batch %d,\n"
+            "                        --microbatches %d, --lr %g, --lr-warmup %d and --epochs %ld\n"
             "text and GPT:\n"
             "  --text PATH           the UTF-8 text: its characters are the vocabulary, the last 10%% is\n"
             "                        held out for validation (default: the Shakespeare plays that\n"
@@ -138,7 +138,7 @@ void train_usage(FILE *f)
             "data set than the command line asks for is refused (exit 2), and so is a text\n"
             "with characters outside a checkpoint's vocabulary (exit 1).\n",
             SP_FASHION_MNIST_DIR, widths, cj->model.blocks, cj->model.groups, augment_name(cj->augment),
-            cj->microbatches, (double)cj->lr, cj->lr_warmup, cj->epochs, TEXT_DEFAULT_PATH, g->layers, g->heads, g->embd, g->context, (double)g->dropout,
+            cj->batch, cj->microbatches, (double)cj->lr, cj->lr_warmup, cj->epochs, TEXT_DEFAULT_PATH, g->layers, g->heads, g->embd, g->context, (double)g->dropout,
             text->eval_every, text->eval_windows, text->microbatches, text->batch, sp_sched_policy_names(), STALL_TIMEOUT_MPI,
             text->steps, data_set_of(DATA_FASHION_MNIST)->epochs, text->lr_warmup);
 }
