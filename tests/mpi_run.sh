@@ -90,6 +90,19 @@ assert a["val_loss"] == b["val_loss"], (a["val_loss"], b["val_loss"])
 PY
 done
 
+# the residual CNN (its stages' forward tasks carry the convolutions' scratch) over 2 ranks
+mkdir -p "$tmp/tex" && python3 "$here/make_idx.py" "$tmp/tex" --textures
+cnn=(train --model cnn --data-dir "$tmp/tex" --widths 8,16 --groups 4 --batch 32 --microbatches 4 --lr-warmup 0
+     --epochs 1 --cpus 1 --quiet --json)
+"$bin" "${cnn[@]}" >"$tmp/cnn1.json" 2>"$tmp/err" || fail "CNN in one process: $(cat "$tmp/err")"
+mpi 2 "${cnn[@]}" --mpi >"$tmp/cnn2.json" 2>"$tmp/err" || fail "CNN under 2 ranks: $(tail -3 "$tmp/err")"
+python3 - "$tmp/cnn1.json" "$tmp/cnn2.json" <<'PY' || fail "CNN: 2 ranks differ from one process"
+import json, sys
+a, b = (json.loads(open(p).read().strip().splitlines()[-1]) for p in sys.argv[1:])
+assert a["params_checksum"] == b["params_checksum"], (a["params_checksum"], b["params_checksum"])
+assert a["test_accuracy"] == b["test_accuracy"], (a["test_accuracy"], b["test_accuracy"])
+PY
+
 # checkpoints across process counts: 4 steps = 2 + save + 2 more
 half=(train --stages 4 --microbatches 4 --batch 64 --hidden 48,48,48 --inputs 24 --samples 256 --cpus 1 --quiet)
 "$bin" "${run[@]}" --schedule gpipe >"$tmp/whole.json" 2>/dev/null
