@@ -101,7 +101,7 @@ def main():
     p.add_argument("--widths", default="32,64,128")
     p.add_argument("--blocks", type=int, default=1)
     p.add_argument("--groups", type=int, default=8)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, help="images per step (the CNN job trains with 32; 64 keeps M = 16 possible)")
     p.add_argument("--steps", type=int, default=20, help="measured steps per run")
     p.add_argument("--warmup", type=int, default=3, help="steps before the measurement")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the medians are over them)")
