@@ -58,3 +58,8 @@ set_tests_properties(cli_hostile PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT
 # every JSON the command prints parses with a strict parser
 add_test(NAME cli_json COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_json.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_json PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
+
+# stages balanced by measured cost (issue 13): calibration, FLOPs mislead, plan
+sp_add_test(test_balance)
+add_test(NAME cli_plan COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_plan.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_plan PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)

@@ -24,6 +24,8 @@ void report_plan(const struct train_args *a, const struct run *r)
     fprintf(r->progress, "starpipe: %d ops in %d stages (starts:", sp_graph_op_count(r->g), K);
     for (int k = 0; k < K; k++)
         fprintf(r->progress, " %d", starts[k]);
+    if (K > 1 && r->cut_by)
+        fprintf(r->progress, "; cut by %s", r->cut_by);
     fprintf(r->progress,
             "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d %s workers, "
             "about %.1f MiB of %smemory\n",
