@@ -108,7 +108,15 @@ grep -q "set aside" "$tmp/err" || fail "the corrupt file was not set aside: $(ca
 python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['measured'] is True" "$tmp/j3" ||
     fail "recalibration did not replace the corrupt file: $(cat "$tmp/err")"
 
-# ---- 6. bad options: exit 2 --------------------------------------------------------------
+# ---- 6. --activation ln-gelu in a checkpoint: resumed as it was, a different one refused ----------
+"$bin" train "${model[@]}" --samples 256 --steps 2 --save "$tmp/ln.st" --quiet --json >"$tmp/a.json" 2>"$tmp/err" ||
+    fail "train ln-gelu --save: exit $?"
+"$bin" train --resume "$tmp/ln.st" --steps 3 --quiet --json >"$tmp/b.json" 2>"$tmp/err" ||
+    fail "resume an ln-gelu checkpoint: exit $? $(cat "$tmp/err")"
+"$bin" train --resume "$tmp/ln.st" --activation gelu --steps 3 >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "activation" "$tmp/err" || fail "resume with another activation: $(cat "$tmp/err")"
+
+# ---- 7. bad options: exit 2 --------------------------------------------------------------
 expect2() {
     "$bin" "$@" >/dev/null 2>"$tmp/err"
     rc=$?
