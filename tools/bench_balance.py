@@ -8,7 +8,9 @@ It calibrates the model once (`starpipe plan --calibrate`, StarPU's measured
 op times in a StarPU home of its own), prints both cuts and their predicted
 steps (`starpipe plan`), then trains the model with `--balance flops` and
 `--balance measured` in alternation, --rounds times each, and prints the
-median samples/s of each and the ratio, with the load average beside them.
+median samples/s of each and their ratio, the ratio within each round (the
+two runs of a round see about the same load on a shared machine) and the
+load average.
 
     python3 tools/bench_balance.py [--bin build/starpipe] [--rounds 5] [--home DIR]
 """
@@ -47,7 +49,7 @@ def main():
     p.add_argument("--bin", default=os.path.join(here, "..", "build", "starpipe"))
     p.add_argument("--home", help="StarPU home for the calibration (default: a temporary one)")
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--steps", type=int, default=40)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--inputs", type=int, default=128)
     p.add_argument("--classes", type=int, default=10)
@@ -84,11 +86,13 @@ def main():
             sps[bal].append(train(a, env, bal)["samples_per_s"])
         loads.append(os.getloadavg()[0])
     f, m = statistics.median(sps["flops"]), statistics.median(sps["measured"])
+    pairs = [b / a for a, b in zip(sps["flops"], sps["measured"])]  # the same round: the same load, mostly
     print(f"\nsamples/s over {a.rounds} interleaved rounds ({a.steps} steps after {a.warmup} warm-up each):")
     print(f"  --balance flops    : median {f:9.1f}  (runs: {', '.join(f'{x:.1f}' for x in sps['flops'])})")
     print(f"  --balance measured : median {m:9.1f}  (runs: {', '.join(f'{x:.1f}' for x in sps['measured'])})")
     print(f"  measured / flops   : {m / f:.3f}  ({100 * (m / f - 1):+.1f}%); predicted "
           f"{d['flops_cut']['step_ms'] / d['chosen']['step_ms']:.3f}")
+    print(f"  per round, measured / flops: {', '.join(f'{x:.3f}' for x in pairs)} (median {statistics.median(pairs):.3f})")
     print(f"  load average (1 min) during the rounds: {', '.join(f'{x:.2f}' for x in loads)}")
 
 
