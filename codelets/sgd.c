@@ -5,16 +5,19 @@
  */
 #include "sp_codelets.h"
 
-// p, g[k], state (momentum buffer) are (n)
+// p, g[k], state (momentum buffer) are (n); chunked as adamw.c
 void sgd_update_cpu(float *p, const float *const *g, int n_grads, float *state, long n, const struct sp_opt_args *a)
 {
-    for (long i = 0; i < n; i++) {
-        float grad = g[0][i];
-        for (int k = 1; k < n_grads; k++)
-            grad += g[k][i];
-        grad += a->weight_decay * p[i];
-        float buf = a->momentum * state[i] + grad;
-        state[i] = buf;
-        p[i] -= a->lr * buf;
+    const float wd = a->weight_decay, mom = a->momentum, lr = a->lr;
+    float sum[SP_OPT_CHUNK];
+    for (long i0 = 0; i0 < n; i0 += SP_OPT_CHUNK) {
+        const long c = n - i0 < SP_OPT_CHUNK ? n - i0 : SP_OPT_CHUNK;
+        const float *grad = sp_opt_grad_sum(g, n_grads, i0, c, sum);
+        float *restrict pp = p + i0, *restrict st = state + i0;
+        for (long i = 0; i < c; i++) {
+            float buf = mom * st[i] + (grad[i] + wd * pp[i]);
+            st[i] = buf;
+            pp[i] -= lr * buf;
+        }
     }
 }

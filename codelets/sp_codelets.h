@@ -380,6 +380,24 @@ struct sp_opt_args {
  * in that order: the uses of a shared parameter); state n floats for SGD,
  * 2n for AdamW. The gradients are left as they are. */
 void sgd_update_cpu(float *p, const float *const *g, int n_grads, float *state, long n, const struct sp_opt_args *a);
+
+/* The CPU optimizers work in chunks of SP_OPT_CHUNK elements: the gradient of
+ * elements [i0, i0 + c) is g[0] itself for one block, else g[0] + g[1] + …
+ * summed into sum (in that order), so that the update loop vectorises. */
+#define SP_OPT_CHUNK 2048
+static inline const float *sp_opt_grad_sum(const float *const *g, int n_grads, long i0, long c, float *sum)
+{
+    if (n_grads == 1)
+        return g[0] + i0;
+    for (long i = 0; i < c; i++)
+        sum[i] = g[0][i0 + i];
+    for (int k = 1; k < n_grads; k++) {
+        const float *gk = g[k] + i0;
+        for (long i = 0; i < c; i++)
+            sum[i] += gk[i];
+    }
+    return sum;
+}
 void adamw_update_cpu(float *p, const float *const *g, int n_grads, float *state, long n,
                       const struct sp_opt_args *a);
 void sgd_update_cuda(float *p, const float *const *g, int n_grads, float *state, long n,

@@ -16,6 +16,7 @@
 #include "sp_math.h"
 #include "test_util.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +292,21 @@ static void check_optimizers(void)
         (type ? adamw_update_cpu : sgd_update_cpu)(v, one, 1, sv, 2, &c);
         CHECK(!memcmp(u, v, sizeof(u)), "%s: two gradient blocks must act as their sum", type ? "adamw" : "sgd");
     }
+
+    /* AdamW stores moments below FLT_MIN as zero (subnormal arithmetic is
+     * slow on CPUs): a moment that decays from 1e-37 with a zero gradient
+     * reaches zero, never a subnormal, and normal ones are kept */
+    float w[2] = {1.0f, 1.0f}, gw[2] = {0.0f, 1e-20f}, sw[4] = {1e-37f, 0.5f, 0.0f, 0.0f};
+    const float *gws[1] = {gw};
+    struct sp_opt_args d = b;
+    d.weight_decay = 0.0f;
+    for (d.step = 1; d.step <= 30; d.step++)
+        adamw_update_cpu(w, gws, 1, sw, 2, &d);
+    CHECK(sw[0] == 0.0f, "adamw: m decayed from 1e-37 is %g, not flushed to zero", sw[0]);
+    CHECK(sw[1] > FLT_MIN, "adamw: a normal m (%g) must stay", sw[1]);
+    CHECK(sw[2] == 0.0f && sw[3] == 0.0f, "adamw: v of tiny gradients (%g, %g) must be zero, not subnormal", sw[2],
+          sw[3]);
+    CHECK(isfinite(w[0]) && isfinite(w[1]), "adamw: weights %g %g", w[0], w[1]);
 }
 
 int main(void)

@@ -91,7 +91,7 @@ static const struct data_set sets[] = {
     },
     [DATA_TEXT] = {
         .name = "text", .kind = DATA_TEXT, .model = MODEL_GPT,
-        .stages = 2, .microbatches = 4, .batch = 32,
+        .stages = 2, .microbatches = 8, .batch = 32,
         .gpt = {.context = 64, .layers = 4, .heads = 4, .embd = 128, .dropout = 0.0f, .tie_embeddings = 0},
         .optimizer = SP_OPTIMIZER_ADAMW, .lr = 1e-3f, .cosine = 1, .lr_warmup = 100, .steps = 2000, .epochs = -1,
         .windows = 1, .eval_every = 250, .eval_windows = 64,
