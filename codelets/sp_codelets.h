@@ -349,6 +349,12 @@ uint32_t sp_op_footprint(const struct sp_op_info *info, const sp_shape *x, const
  * gradient blocks. */
 uint32_t sp_loss_footprint(const struct sp_op_info *loss, long rows, int cols);
 uint32_t sp_update_footprint(sp_optimizer_type type, long n, int n_grads);
+/* The key of a whole stage's times (the stage codelets' footprint): the
+ * rows, re-materialisation, and each op's kind, input and output sizes.
+ * Only info, x_shape and y_shape of the ops are read. */
+uint32_t sp_stage_footprint(long rows, int recompute, int n_ops, const struct sp_stage_op *ops);
+#define SP_STAGE_FORWARD_SYMBOL "starpipe_stage_forward"
+#define SP_STAGE_BACKWARD_SYMBOL "starpipe_stage_backward"
 #define SP_LOSS_SYMBOL "starpipe_loss"
 #define SP_UPDATE_SYMBOL "starpipe_update"
 

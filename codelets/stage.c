@@ -393,13 +393,11 @@ struct starpu_codelet sp_cl_op_backward = {
 
 /* Stages with the same ops, shapes and micro-batch size cost the same;
  * stages that differ in them must not share history entries. */
-static uint32_t stage_footprint(struct starpu_task *task)
+uint32_t sp_stage_footprint(long rows, int recompute, int n_ops, const struct sp_stage_op *ops)
 {
-    const struct sp_stage_args *a = task->cl_arg;
-    const struct sp_stage_desc *d = a->desc;
-    uint32_t h = starpu_hash_crc32c_be((uint32_t)d->rows, (uint32_t)d->recompute);
-    for (int i = 0; i < d->n_ops; i++) {
-        const struct sp_stage_op *op = &d->ops[i];
+    uint32_t h = starpu_hash_crc32c_be((uint32_t)rows, (uint32_t)recompute);
+    for (int i = 0; i < n_ops; i++) {
+        const struct sp_stage_op *op = &ops[i];
         h = starpu_hash_crc32c_be((uint32_t)sp_op_index(op->info), h);
         for (int k = 0; k < op->info->n_inputs; k++)
             h = starpu_hash_crc32c_be((uint32_t)sp_shape_numel(&op->x_shape[k]), h);
@@ -408,12 +406,19 @@ static uint32_t stage_footprint(struct starpu_task *task)
     return h;
 }
 
+static uint32_t stage_footprint(struct starpu_task *task)
+{
+    const struct sp_stage_args *a = task->cl_arg;
+    const struct sp_stage_desc *d = a->desc;
+    return sp_stage_footprint(d->rows, d->recompute, d->n_ops, d->ops);
+}
+
 #define STAGE_MODEL(var, sym)                                                                     \
     static struct starpu_perfmodel var = {                                                        \
         .type = STARPU_HISTORY_BASED, .symbol = sym, .footprint = stage_footprint}
 
-STAGE_MODEL(forward_model, "starpipe_stage_forward");
-STAGE_MODEL(backward_model, "starpipe_stage_backward");
+STAGE_MODEL(forward_model, SP_STAGE_FORWARD_SYMBOL);
+STAGE_MODEL(backward_model, SP_STAGE_BACKWARD_SYMBOL);
 STAGE_MODEL(backward_input_model, "starpipe_stage_backward_input");
 STAGE_MODEL(backward_weight_model, "starpipe_stage_backward_weight");
 

@@ -10,8 +10,9 @@
  *      starpu_perfmodel_history_based_expected_perf by footprint) and, when a
  *      GPU is involved, the bus model's transfer times; a file StarPU cannot
  *      parse makes it abort there, which the parent reports instead of dying;
- *   3. prediction: a stage's forward and backward are the sums of its ops',
- *      the last stage adds the loss, each stage an optimizer step in
+ *   3. prediction: a stage's forward and backward are the sums of its ops'
+ *      (scaled by what the calibration's one-stage step took over the sum of
+ *      all ops: a stage's copies and colder caches), the last stage adds the loss, each stage an optimizer step in
  *      proportion to its parameters, and the step is the schedule played out
  *      on the stages' workers (one task at a time per worker, ready backward
  *      tasks first, stash buffers reused as the schedule reuses them);
@@ -20,7 +21,8 @@
  *      then the candidate cuts played out, the shortest kept.
  *
  * It never writes StarPU's files nor times anything itself. Not modelled:
- * the copies at a stage's boundaries (small beside its ops), StarPU's few
+ * how a stage's overhead over its ops varies with the cut (one ratio per
+ * worker kind, from the one-stage step), StarPU's few
  * microseconds per task, zero-bubble's split backward (predicted as 1F1B with
  * a fused backward), interleaving (predicted as one chunk per stage).
  */
@@ -55,6 +57,7 @@ struct sp_costs {
     double *fwd[MAX_KINDS], *bwd[MAX_KINDS]; /* µs per micro-batch, NaN: not measured */
     double loss[MAX_KINDS];                  /* µs per micro-batch */
     double update_per_float[MAX_KINDS];      /* µs per parameter float */
+    double scale_f[MAX_KINDS], scale_b[MAX_KINDS]; /* the one-stage step's stage over its ops' sum */
     double lat[MAX_KINDS][MAX_KINDS];        /* µs, from kind a's memory to kind b's */
     double per_byte[MAX_KINDS][MAX_KINDS];   /* µs per byte */
     int complete;
@@ -337,10 +340,10 @@ static void param_floats(const sp_graph_t *g, long *own, long *all)
  * cannot parse aborts it after its "file" line. */
 static void child_query(int fd, const sp_graph_t *g, const sp_train_opts *o, const sp_costs_t *c)
 {
-    static const char *const symbols[4] = {SP_OP_FORWARD_SYMBOL, SP_OP_BACKWARD_SYMBOL, SP_LOSS_SYMBOL,
-                                           SP_UPDATE_SYMBOL};
-    static struct starpu_perfmodel models[4];
-    int loaded[4] = {0}, started = 0, gpus = 0;
+    static const char *const symbols[6] = {SP_OP_FORWARD_SYMBOL,    SP_OP_BACKWARD_SYMBOL,   SP_LOSS_SYMBOL,
+                                           SP_UPDATE_SYMBOL,        SP_STAGE_FORWARD_SYMBOL, SP_STAGE_BACKWARD_SYMBOL};
+    static struct starpu_perfmodel models[6];
+    int loaded[6] = {0}, started = 0, gpus = 0;
     for (int k = 0; k < c->n_kinds; k++)
         gpus |= c->kinds[k].cuda;
     if (gpus || sp_starpu_started) {
@@ -362,7 +365,7 @@ static void child_query(int fd, const sp_graph_t *g, const sp_train_opts *o, con
     }
     if (!started)
         starpu_perfmodel_initialize();
-    for (int m = 0; m < 4; m++) {
+    for (int m = 0; m < 6; m++) {
         char path[4096];
         starpu_perfmodel_get_model_path(symbols[m], path, sizeof(path));
         if (!path[0]) {
@@ -378,6 +381,15 @@ static void child_query(int fd, const sp_graph_t *g, const sp_train_opts *o, con
     param_floats(g, &own, &all);
     const long loss_rows = c->rows * sp_graph_loss_rows(g);
     const int loss_cols = (int)(g->tensors[g->loss_in].numel / sp_graph_loss_rows(g)); /* as schedule.c's loss_args */
+    struct sp_stage_op *whole = calloc((size_t)(g->n_ops ? g->n_ops : 1), sizeof(*whole));
+    if (!whole)
+        return;
+    for (int i = 0; i < g->n_ops; i++) {
+        whole[i].info = g->ops[i].info;
+        for (int k = 0; k < g->ops[i].info->n_inputs; k++)
+            whole[i].x_shape[k] = g->tensors[g->ops[i].in[k]].shape;
+        whole[i].y_shape = g->tensors[g->ops[i].out].shape;
+    }
     for (int k = 0; k < c->n_kinds; k++) {
         struct starpu_perfmodel_device dev = {.type = c->kinds[k].cuda ? STARPU_CUDA_WORKER : STARPU_CPU_WORKER,
                                               .devid = c->kinds[k].cuda ? c->kinds[k].devid : 0,
@@ -396,7 +408,13 @@ static void child_query(int fd, const sp_graph_t *g, const sp_train_opts *o, con
                                               &models[3], &arch, sp_update_footprint(o->optimizer.type, own, 1))
                                         : NAN;
         dprintf(fd, "loss %d %.17g\nupdate %d %.17g\n", k, l, k, own > 0 ? u / (double)own : 0.0);
+        /* the calibration's one-stage step: the whole model as one stage */
+        const uint32_t sfp = sp_stage_footprint(c->rows, 0, g->n_ops, whole);
+        double sf = loaded[4] ? starpu_perfmodel_history_based_expected_perf(&models[4], &arch, sfp) : NAN;
+        double sb = loaded[5] ? starpu_perfmodel_history_based_expected_perf(&models[5], &arch, sfp) : NAN;
+        dprintf(fd, "stage %d %.17g %.17g\n", k, sf, sb);
     }
+    free(whole);
     if (gpus) { /* the bus model: StarPU's measured links */
         if (started) {
             unsigned node[MAX_KINDS];
@@ -449,7 +467,7 @@ sp_status sp_costs_load(const sp_graph_t *g, const sp_train_opts *o, sp_costs_t 
         }
         for (int i = 0; i < g->n_ops; i++)
             c->fwd[k][i] = c->bwd[k][i] = NAN;
-        c->loss[k] = c->update_per_float[k] = NAN;
+        c->loss[k] = c->update_per_float[k] = c->scale_f[k] = c->scale_b[k] = NAN;
         for (int b = 0; b < MAX_KINDS; b++)
             c->lat[k][b] = c->per_byte[k][b] = 0.0;
     }
@@ -538,6 +556,8 @@ sp_status sp_costs_load(const sp_graph_t *g, const sp_train_opts *o, sp_costs_t 
             c->loss[k] = a;
         else if (sscanf(line, "update %d %lg", &k, &a) == 2 && k >= 0 && k < c->n_kinds)
             c->update_per_float[k] = a;
+        else if (sscanf(line, "stage %d %lg %lg", &k, &a, &b) == 3 && k >= 0 && k < c->n_kinds)
+            c->scale_f[k] = a, c->scale_b[k] = b; /* totals for now: scales below */
         else if (sscanf(line, "xfer %d %d %lg %lg", &k, &i, &a, &b) == 4 && k >= 0 && k < c->n_kinds && i >= 0 &&
                  i < c->n_kinds)
             c->lat[k][i] = isfinite(a) && a >= 0 ? a : 0.0, c->per_byte[k][i] = isfinite(b) && b >= 0 ? b : 0.0;
@@ -591,6 +611,15 @@ sp_status sp_costs_load(const sp_graph_t *g, const sp_train_opts *o, sp_costs_t 
             note(c, "the loss has no measured time on %s for %ld rows", kn, c->rows);
             c->complete = 0;
         }
+        /* a stage costs more than its ops alone (its copies, stash buffers
+         * that left the cache): the calibration's one-stage step says how
+         * much, and every stage is scaled by that (1 where it is missing) */
+        double sf = 0.0, sb = 0.0;
+        for (int i = 0; i < g->n_ops; i++)
+            sf += c->fwd[k][i], sb += c->bwd[k][i];
+        const double rf = c->scale_f[k] / sf, rb = c->scale_b[k] / sb;
+        c->scale_f[k] = plausible(c->scale_f[k]) && rf > 0.5 && rf < 3.0 ? rf : 1.0;
+        c->scale_b[k] = plausible(c->scale_b[k]) && rb > 0.5 && rb < 3.0 ? rb : 1.0;
         if (!(isfinite(c->update_per_float[k]) && c->update_per_float[k] >= 0)) {
             note(c, "the optimizer step (%s) has no measured time on %s for this model", sp_optimizer_name(o->optimizer.type),
                  kn);
@@ -854,8 +883,8 @@ sp_status sp_costs_predict(const sp_graph_t *g, const sp_costs_t *c, const sp_tr
         for (int q = 0; q < g->n_params; q++)
             if (g->params[q].op >= sp->first_op && g->params[q].op < sp->end_op)
                 sp->params += (size_t)g->params[q].count;
-        sp->forward_us = measured ? f : NAN;
-        sp->backward_us = measured ? b : NAN;
+        sp->forward_us = measured ? f * c->scale_f[k] : NAN;
+        sp->backward_us = measured ? b * c->scale_b[k] : NAN;
         sp->loss_us = s < K - 1 ? 0.0 : measured ? c->loss[k] : NAN;
         sp->update_us = measured ? c->update_per_float[k] * (double)sp->params : NAN;
         sp->stash_bytes = 4.0 * (double)rows * (double)stash_numel(g, sp->first_op, sp->end_op, o->recompute) *
@@ -999,7 +1028,7 @@ sp_status sp_partition_measured(const sp_graph_t *g, const sp_costs_t *c, const 
         pre[k] = pre_mem + (size_t)k * (N + 1);
         pre[k][0] = 0.0;
         for (int i = 0; i < N; i++)
-            pre[k][i + 1] = pre[k][i] + c->fwd[k][i] + c->bwd[k][i];
+            pre[k][i + 1] = pre[k][i] + c->fwd[k][i] * c->scale_f[k] + c->bwd[k][i] * c->scale_b[k];
     }
     long *live = malloc(sizeof(long) * (size_t)(N + 1));
     for (int i = 0; live && i <= N; i++)
