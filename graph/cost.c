@@ -5,8 +5,9 @@
  *      (StarPU times the loss and the optimizer step) and runs every op
  *      alone, forward and backward (sp_submit_op_task); StarPU keeps the
  *      times in its history models and writes them at shutdown;
- *   2. loading: a child process asks StarPU's own reader for the times of
- *      this graph's ops (starpu_perfmodel_load_symbol, then
+ *   2. loading: a child process starts StarPU on one CPU worker and asks
+ *      its own reader for the times of this graph's ops
+ *      (starpu_perfmodel_load_symbol, then
  *      starpu_perfmodel_history_based_expected_perf by footprint) and, when a
  *      GPU is involved, the bus model's transfer times; a file StarPU cannot
  *      parse makes it abort there, which the parent reports instead of dying;
@@ -142,6 +143,41 @@ static int cost_kind(const sp_costs_t *c, const struct kind *k)
 
 /* ---- 1. calibration --------------------------------------------------------- */
 
+static uint32_t graph_op_footprint(const sp_graph_t *g, int i, long rows);
+static void param_floats(const sp_graph_t *g, long *own, long *all);
+static struct sp_stage_op *whole_stage(const sp_graph_t *g);
+
+/* What the running calibration still lacks on worker w: per op, bit 0 its
+ * forward, bit 1 its backward (StarPU answers NaN below
+ * STARPU_CALIBRATE_MINIMUM samples within STARPU_HISTORY_MAX_ERROR of the
+ * mean); returns how many ops lack one, plus 1 when the loss, the update or
+ * the one-stage step does. */
+static int still_missing(const sp_graph_t *g, const sp_train_opts *o, long rows, int w, unsigned char *lack)
+{
+    struct starpu_perfmodel_arch *arch = starpu_worker_get_perf_archtype(w, STARPU_NMAX_SCHED_CTXS);
+    int n = 0;
+    for (int i = 0; i < g->n_ops; i++) {
+        const uint32_t fp = graph_op_footprint(g, i, rows);
+        lack[i] = (unsigned char)(isnan(starpu_perfmodel_history_based_expected_perf(sp_cl_op_forward.model, arch, fp)) |
+                                  isnan(starpu_perfmodel_history_based_expected_perf(sp_cl_op_backward.model, arch, fp)) << 1);
+        n += lack[i] != 0;
+    }
+    long own, all;
+    param_floats(g, &own, &all);
+    const long loss_rows = rows * sp_graph_loss_rows(g);
+    const int loss_cols = (int)(g->tensors[g->loss_in].numel / sp_graph_loss_rows(g));
+    struct sp_stage_op *whole = whole_stage(g);
+    const uint32_t sfp = whole ? sp_stage_footprint(rows, 0, g->n_ops, whole) : 0;
+    free(whole);
+    n += isnan(starpu_perfmodel_history_based_expected_perf(sp_cl_loss.model, arch,
+                                                             sp_loss_footprint(g->loss, loss_rows, loss_cols))) ||
+         (own > 0 && isnan(starpu_perfmodel_history_based_expected_perf(
+                         sp_cl_update.model, arch, sp_update_footprint(o->optimizer.type, own, 1)))) ||
+         isnan(starpu_perfmodel_history_based_expected_perf(sp_cl_stage_forward.model, arch, sfp)) ||
+         isnan(starpu_perfmodel_history_based_expected_perf(sp_cl_stage_backward.model, arch, sfp));
+    return n;
+}
+
 static void env_save(const char *name, char **saved)
 {
     const char *v = getenv(name);
@@ -195,17 +231,32 @@ static sp_status calibrate_kind(sp_graph_t *g, const sp_train_opts *o, struct ki
     }
     sp_trainer_t *t = NULL;
     sp_status s = sp_trainer_create(g, &c, &t);
-    for (int i = 0; s == SP_OK && i <= reps; i++) /* the loss and the update: one per micro-batch and step */
-        s = sp_trainer_step(t, x, y, NULL);
     const int n = g->n_ops;
-    for (int r = 0; s == SP_OK && r < reps; r++) {
-        for (int i = 0; s == SP_OK && i < n; i++)
-            s = sp_submit_op_task(t, 0, i, 0);
-        for (int i = n - 1; s == SP_OK && i >= 0; i--)
-            s = sp_submit_op_task(t, 0, i, 1);
+    unsigned char *lack = malloc((size_t)(n ? n : 1));
+    if (s == SP_OK && !lack)
+        s = sp_set_error(SP_ERR_NOMEM, "calibration: out of memory");
+    if (lack)
+        memset(lack, 3, (size_t)(n ? n : 1));
+    /* rounds until StarPU holds enough samples of everything (samples of a
+     * shared machine's preempted tasks are left out), at most 6 */
+    for (int round = 0, missing = 1; s == SP_OK && missing && round < 6; round++) {
+        const int steps = round ? reps / 2 + 1 : reps + 1;
+        for (int i = 0; s == SP_OK && i < steps; i++) /* the loss, the update, the one-stage step */
+            s = sp_trainer_step(t, x, y, NULL);
+        for (int r = 0; s == SP_OK && r < reps; r++) {
+            for (int i = 0; s == SP_OK && i < n; i++)
+                if (lack[i] & 1)
+                    s = sp_submit_op_task(t, 0, i, 0);
+            for (int i = n - 1; s == SP_OK && i >= 0; i--)
+                if (lack[i] & 2)
+                    s = sp_submit_op_task(t, 0, i, 1);
+        }
+        if (s == SP_OK)
+            s = sp_trainer_wait(t);
+        if (s == SP_OK)
+            missing = still_missing(g, &c, c.batch / c.microbatches, t->st[0].worker >= 0 ? t->st[0].worker : 0, lack);
     }
-    if (t && s == SP_OK)
-        s = sp_trainer_wait(t);
+    free(lack);
     if (t) {
         char keep[1024];
         snprintf(keep, sizeof(keep), "%s", sp_error_message());
@@ -252,16 +303,21 @@ sp_status sp_costs_calibrate(sp_graph_t *g, const sp_train_opts *o, int reps, ch
     sp_costs_destroy(probe);
     sp_clear_error();
     /* StarPU leaves out of an entry's mean every sample more than
-     * STARPU_HISTORY_MAX_ERROR (50%) away from it: a task preempted on a
-     * shared machine does not count (unlike --calibrate for simulation,
-     * which keeps every sample) */
-    char *cal;
+     * STARPU_HISTORY_MAX_ERROR percent away from it, and starts the entry
+     * afresh when those outnumber the rest: at its default (50%) the short
+     * ops of a shared machine keep starting afresh; 200% (a third to three
+     * times the mean) still leaves out a preempted task (unless the user
+     * set it; --calibrate for simulation keeps every sample) */
+    char *cal, *err;
     env_save("STARPU_CALIBRATE", &cal);
+    env_save("STARPU_HISTORY_MAX_ERROR", &err);
     setenv("STARPU_CALIBRATE", "1", 1); /* StarPU writes the models it updated at shutdown */
+    setenv("STARPU_HISTORY_MAX_ERROR", "200", 0);
     sp_status s = SP_OK;
     for (int i = 0; i < n_kinds && s == SP_OK; i++)
         s = calibrate_kind(g, o, kinds[i], reps);
     env_restore("STARPU_CALIBRATE", cal);
+    env_restore("STARPU_HISTORY_MAX_ERROR", err);
     return s;
 }
 
@@ -324,6 +380,19 @@ static uint32_t graph_op_footprint(const sp_graph_t *g, int i, long rows)
     return sp_op_footprint(n->info, x, &g->tensors[n->out].shape, dx, &n->attr, n->n_params, rows);
 }
 
+/* The whole graph as one stage's ops, as far as sp_stage_footprint reads them. */
+static struct sp_stage_op *whole_stage(const sp_graph_t *g)
+{
+    struct sp_stage_op *whole = calloc((size_t)(g->n_ops ? g->n_ops : 1), sizeof(*whole));
+    for (int i = 0; whole && i < g->n_ops; i++) {
+        whole[i].info = g->ops[i].info;
+        for (int k = 0; k < g->ops[i].info->n_inputs; k++)
+            whole[i].x_shape[k] = g->tensors[g->ops[i].in[k]].shape;
+        whole[i].y_shape = g->tensors[g->ops[i].out].shape;
+    }
+    return whole;
+}
+
 /* Floats of the parameter block a one-stage trainer gives the graph (its
  * own parameters, not the shared ones) and how many there are in all. */
 static void param_floats(const sp_graph_t *g, long *own, long *all)
@@ -346,11 +415,14 @@ static void child_query(int fd, const sp_graph_t *g, const sp_train_opts *o, con
     int loaded[6] = {0}, started = 0, gpus = 0;
     for (int k = 0; k < c->n_kinds; k++)
         gpus |= c->kinds[k].cuda;
-    if (gpus || sp_starpu_started) {
-        /* the bus model needs StarPU started; and after a starpu_shutdown in
-         * this process (whose copy the child is), StarPU 1.4.10's table of
-         * worker combinations is freed but not its size, so reading a model
-         * without starting StarPU again would write through a NULL table */
+    {
+        /* StarPU started, on one CPU worker (and the GPUs for the bus
+         * model): reading models without it works for StarPU's own tools,
+         * but a missing entry then asserts (naming the worker kind needs the
+         * drivers that starpu_init registers), STARPU_CALIBRATE_MINIMUM is
+         * not applied, and after a starpu_shutdown in this process (whose
+         * copy the child is) StarPU 1.4.10's table of worker combinations is
+         * freed but not its size */
         struct starpu_conf conf;
         starpu_conf_init(&conf);
         conf.ncpus = 1;
@@ -358,13 +430,11 @@ static void child_query(int fd, const sp_graph_t *g, const sp_train_opts *o, con
             conf.ncuda = 0;
         conf.nopencl = 0;
         started = starpu_init(&conf) == 0;
-        if (!started && sp_starpu_started) {
+        if (!started) {
             dprintf(fd, "nostart\n");
             return;
         }
     }
-    if (!started)
-        starpu_perfmodel_initialize();
     for (int m = 0; m < 6; m++) {
         char path[4096];
         starpu_perfmodel_get_model_path(symbols[m], path, sizeof(path));
@@ -375,21 +445,16 @@ static void child_query(int fd, const sp_graph_t *g, const sp_train_opts *o, con
         dprintf(fd, "file %s\n", path);
         memset(&models[m], 0, sizeof(models[m]));
         loaded[m] = starpu_perfmodel_load_symbol(symbols[m], &models[m]) == 0;
+        models[m].benchmarking = 1; /* a missing entry is NaN, without asking for a calibration */
         dprintf(fd, "%s %s\n", loaded[m] ? "loaded" : "unreadable", path);
     }
     long own, all;
     param_floats(g, &own, &all);
     const long loss_rows = c->rows * sp_graph_loss_rows(g);
     const int loss_cols = (int)(g->tensors[g->loss_in].numel / sp_graph_loss_rows(g)); /* as schedule.c's loss_args */
-    struct sp_stage_op *whole = calloc((size_t)(g->n_ops ? g->n_ops : 1), sizeof(*whole));
+    struct sp_stage_op *whole = whole_stage(g);
     if (!whole)
         return;
-    for (int i = 0; i < g->n_ops; i++) {
-        whole[i].info = g->ops[i].info;
-        for (int k = 0; k < g->ops[i].info->n_inputs; k++)
-            whole[i].x_shape[k] = g->tensors[g->ops[i].in[k]].shape;
-        whole[i].y_shape = g->tensors[g->ops[i].out].shape;
-    }
     for (int k = 0; k < c->n_kinds; k++) {
         struct starpu_perfmodel_device dev = {.type = c->kinds[k].cuda ? STARPU_CUDA_WORKER : STARPU_CPU_WORKER,
                                               .devid = c->kinds[k].cuda ? c->kinds[k].devid : 0,
@@ -498,7 +563,7 @@ sp_status sp_costs_load(const sp_graph_t *g, const sp_train_opts *o, sp_costs_t 
     }
     if (pid == 0) { /* StarPU's messages and a parser's abort stay in the child */
         close(fds[0]);
-        int devnull = open("/dev/null", O_WRONLY);
+        int devnull = getenv("STARPIPE_COSTS_DEBUG") ? -1 : open("/dev/null", O_WRONLY); /* set: StarPU's own words */
         if (devnull >= 0) {
             dup2(devnull, STDOUT_FILENO);
             dup2(devnull, STDERR_FILENO);

@@ -523,9 +523,10 @@ typedef struct sp_costs sp_costs_t;
  * the optimizer step) and runs each op alone reps times forward and
  * backward. StarPU writes the times into its home when it shuts down (the
  * calibration sets STARPU_CALIBRATE=1 meanwhile). StarPU counts the
- * samples within STARPU_HISTORY_MAX_ERROR (50%) of an entry's mean, and
- * uses an entry from STARPU_CALIBRATE_MINIMUM (10) of them on: 20 reps
- * leave room for preempted ones. Starts and stops StarPU: no
+ * samples within STARPU_HISTORY_MAX_ERROR percent of an entry's mean (200
+ * during a calibration unless set), and uses an entry from
+ * STARPU_CALIBRATE_MINIMUM (10) of them on; rounds are added (at most 6)
+ * until every op, the loss, the update and the one-stage step have that. Starts and stops StarPU: no
  * trainer may be alive. One of the models' files that StarPU cannot read
  * (it would abort) is first renamed to "<file>.corrupt", and said (when
  * said is not NULL) says so ("" otherwise). */
