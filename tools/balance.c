@@ -160,18 +160,33 @@ static void json_cut(const sp_graph_t *g, const sp_prediction *p, const int *sta
     printf("]}");
 }
 
-/* "linear×2, layernorm, gelu": the ops of [first, end), runs of one kind counted. */
+/* "linear, (layernorm, gelu, linear) x14": the ops of [first, end), a block
+ * of up to 4 ops repeated in a row written once with its count. */
 static void op_list(const sp_graph_t *g, int first, int end, char *out, size_t cap)
 {
     size_t used = 0;
     out[0] = '\0';
     for (int i = first; i < end && used < cap;) {
-        const char *k = sp_graph_op_kind(g, i);
-        int run = 1;
-        while (i + run < end && !strcmp(sp_graph_op_kind(g, i + run), k))
-            run++;
-        used += (size_t)snprintf(out + used, cap - used, run > 1 ? "%s%s x%d" : "%s%s", used ? ", " : "", k, run);
-        i += run;
+        int best_p = 1, best_r = 1;
+        for (int p = 1; p <= 4; p++) {
+            int r = 1;
+            while (i + (r + 1) * p <= end) {
+                int same = 1;
+                for (int q = 0; q < p && same; q++)
+                    same = !strcmp(sp_graph_op_kind(g, i + q), sp_graph_op_kind(g, i + r * p + q));
+                if (!same)
+                    break;
+                r++;
+            }
+            if (r > 1 && p * r > best_p * best_r)
+                best_p = p, best_r = r;
+        }
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? ", " : "", best_r > 1 && best_p > 1 ? "(" : "");
+        for (int q = 0; q < best_p && used < cap; q++)
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", q ? ", " : "", sp_graph_op_kind(g, i + q));
+        if (best_r > 1 && used < cap)
+            used += (size_t)snprintf(out + used, cap - used, "%s x%d", best_p > 1 ? ")" : "", best_r);
+        i += best_p * best_r;
     }
     if (used >= cap && cap > 4)
         strcpy(out + cap - 4, "...");
