@@ -63,6 +63,13 @@ PY
 grep -q "cut by measured cost" "$tmp/out" || fail "train --balance measured: $(head -2 "$tmp/out")"
 grep -q "^stages (measured vs predicted)" "$tmp/out" || fail "no measured vs predicted line: $(cat "$tmp/out")"
 grep -q "predicted .* ms, [+-]" "$tmp/out" || fail "no predicted step: $(grep '^stages' "$tmp/out")"
+"$bin" train "${model[@]}" --samples 256 --steps 2 --json --quiet >"$tmp/t.json" 2>"$tmp/err" || fail "train --json: exit $?"
+python3 - "$tmp/t.json" "$tmp/j1" <<'PY' || fail "train's JSON: cut_by and predicted_step_ms"
+import json, sys
+t, p = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert t["cut_by"] == "measured cost" and t["stage_starts"] == p["chosen"]["starts"], (t, p["chosen"]["starts"])
+assert abs(t["predicted_step_ms"] - p["chosen"]["step_ms"]) < 1e-3, (t["predicted_step_ms"], p["chosen"]["step_ms"])
+PY
 "$bin" train "${model[@]}" --samples 256 --steps 2 --balance flops >"$tmp/out" 2>&1 || fail "train --balance flops"
 grep -q "cut by FLOPs" "$tmp/out" || fail "train --balance flops: $(head -1 "$tmp/out")"
 "$bin" bench --hidden 128,128 --inputs 64 --batch 64 --microbatches 4 --policies eager --schedules gpipe \
