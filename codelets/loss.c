@@ -59,9 +59,23 @@ static void eval_cuda(void *buffers[], void *cl_arg)
 }
 #endif
 
+uint32_t sp_loss_footprint(const struct sp_op_info *loss, long rows, int cols)
+{
+    return starpu_hash_crc32c_be((uint32_t)cols, starpu_hash_crc32c_be((uint32_t)rows, (uint32_t)sp_op_index(loss)));
+}
+
+/* Keyed by what the work depends on, which the balancer can name before a
+ * run (sp_costs): the loss, its rows and columns. */
+static uint32_t loss_footprint(struct starpu_task *task)
+{
+    const struct sp_loss_args *a = task->cl_arg;
+    return sp_loss_footprint(a->loss, a->rows, a->cols);
+}
+
 static struct starpu_perfmodel loss_model = {
     .type = STARPU_HISTORY_BASED,
-    .symbol = "starpipe_loss",
+    .symbol = SP_LOSS_SYMBOL,
+    .footprint = loss_footprint,
 };
 
 static struct starpu_perfmodel eval_model = {

@@ -335,6 +335,38 @@ extern struct starpu_codelet sp_cl_stage_backward;
 extern struct starpu_codelet sp_cl_stage_backward_input;
 extern struct starpu_codelet sp_cl_stage_backward_weight;
 
+/* One op of a stage alone (calibration: sp_costs_calibrate): cl_arg
+ * struct sp_op_task_args, buffers those of B (sp_stage_slots,
+ * SP_PASS_BACKWARD, no split, no recompute). StarPU's history models
+ * SP_OP_FORWARD_SYMBOL and SP_OP_BACKWARD_SYMBOL keep their times by
+ * sp_op_footprint. */
+#define SP_OP_FORWARD_SYMBOL "starpipe_op_forward"
+#define SP_OP_BACKWARD_SYMBOL "starpipe_op_backward"
+struct sp_op_task_args {
+    struct sp_stage_args stage; /* stage.desc: the stage the op belongs to */
+    int op;                     /* index in stage.desc->ops */
+};
+extern struct starpu_codelet sp_cl_op_forward;
+extern struct starpu_codelet sp_cl_op_backward;
+/* The key of an op's times: its kind, input and output shapes, which input
+ * gradients it computes, the attributes that change its work, whether it has
+ * parameters (whose gradients backward adds), and the micro-batch rows. */
+uint32_t sp_op_footprint(const struct sp_op_info *info, const sp_shape *x, const sp_shape *y, const int *dx_needed,
+                         const struct sp_op_attr *attr, int n_params, long rows);
+/* The keys of the loss and update tasks' times (their codelets' footprints):
+ * the loss kind, its rows and columns; the optimizer, the floats and the
+ * gradient blocks. */
+uint32_t sp_loss_footprint(const struct sp_op_info *loss, long rows, int cols);
+uint32_t sp_update_footprint(sp_optimizer_type type, long n, int n_grads);
+/* The key of a whole stage's times (the stage codelets' footprint): the
+ * rows, re-materialisation, and each op's kind, input and output sizes.
+ * Only info, x_shape and y_shape of the ops are read. */
+uint32_t sp_stage_footprint(long rows, int recompute, int n_ops, const struct sp_stage_op *ops);
+#define SP_STAGE_FORWARD_SYMBOL "starpipe_stage_forward"
+#define SP_STAGE_BACKWARD_SYMBOL "starpipe_stage_backward"
+#define SP_LOSS_SYMBOL "starpipe_loss"
+#define SP_UPDATE_SYMBOL "starpipe_update"
+
 struct sp_loss_args {
     const struct sp_op_info *loss;
     long rows;    /* rows of the prediction along its last dimension */

@@ -297,15 +297,111 @@ STAGE_ENTRY(stage_backward, stage_backward_cuda, &sp_cuda_backend)
 STAGE_ENTRY(stage_backward_weight, stage_backward_weight_cuda, &sp_cuda_backend)
 #endif
 
+/* ---- one op alone: the calibration tasks of measured balancing ------------
+ *
+ * A calibration run (sp_costs_calibrate) times every op of a stage on its
+ * own, forward and backward, as tasks of these two codelets: StarPU measures
+ * them and keeps the times in its history models (starpipe_op_forward,
+ * starpipe_op_backward), keyed by sp_op_footprint, so that a stage of any cut
+ * can be predicted as the sum of its ops. The buffers are B's
+ * (sp_stage_slots, SP_PASS_BACKWARD without split): the op reads and writes
+ * its activations in the stash (stash is declared R there, and the forward
+ * writes into it: only the times matter in a calibration run, whose values
+ * are thrown away). Backward zeroes the gradient of the op's output first,
+ * as a whole stage's backward zeroes every tensor's once, then adds into the
+ * inputs' and parameters' gradients as B does. */
+
+static void op_task(const struct sp_backend *be, void *buffers[], void *cl_arg, int backward)
+{
+    const struct sp_op_task_args *a = cl_arg;
+    struct sp_stage_slots sl;
+    struct stage_run r = stage_run(be, buffers, (void *)&a->stage, SP_PASS_BACKWARD, &sl);
+    const struct sp_stage_desc *d = r.d;
+    const struct sp_stage_op *op = &d->ops[a->op];
+    float *act = BUF(sl.stash);
+    float *grads = BUF(sl.work);
+    r.op_work = grads + d->rows * d->grad_numel;
+    struct sp_op_call call;
+    if (!backward) {
+        bind_op(&call, &r, op, act, NULL, 0, 0);
+        run_op(be, &call, op->info, 0);
+        return;
+    }
+    be->zero(grads + d->rows * op->y_off, (size_t)(d->rows * sp_shape_numel(&op->y_shape)));
+    bind_op(&call, &r, op, act, grads, 1, 1);
+    run_op(be, &call, op->info, 1);
+}
+
+static void op_forward(const struct sp_backend *be, void *buffers[], void *cl_arg) { op_task(be, buffers, cl_arg, 0); }
+static void op_backward(const struct sp_backend *be, void *buffers[], void *cl_arg) { op_task(be, buffers, cl_arg, 1); }
+STAGE_ENTRY(op_forward, op_forward_cpu, &cpu_backend)
+STAGE_ENTRY(op_backward, op_backward_cpu, &cpu_backend)
+#ifdef SP_HAVE_CUDA
+STAGE_ENTRY(op_forward, op_forward_cuda, &sp_cuda_backend)
+STAGE_ENTRY(op_backward, op_backward_cuda, &sp_cuda_backend)
+#endif
+
+uint32_t sp_op_footprint(const struct sp_op_info *info, const sp_shape *x, const sp_shape *y, const int *dx_needed,
+                         const struct sp_op_attr *attr, int n_params, long rows)
+{
+    uint32_t h = starpu_hash_crc32c_be((uint32_t)rows, (uint32_t)sp_op_index(info));
+    for (int k = 0; k < info->n_inputs; k++) {
+        h = starpu_hash_crc32c_be((uint32_t)x[k].ndim, h);
+        for (int i = 0; i < x[k].ndim; i++)
+            h = starpu_hash_crc32c_be((uint32_t)x[k].dim[i], h);
+        h = starpu_hash_crc32c_be((uint32_t)dx_needed[k], h);
+    }
+    for (int i = 0; i < y->ndim; i++)
+        h = starpu_hash_crc32c_be((uint32_t)y->dim[i], h);
+    /* the attributes that change the work for the same shapes */
+    h = starpu_hash_crc32c_be((uint32_t)attr->heads, h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->causal, h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->approximate, h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->bias, h);
+    h = starpu_hash_crc32c_be((uint32_t)(attr->p > 0.0f), h);
+    return starpu_hash_crc32c_be((uint32_t)n_params, h);
+}
+
+static uint32_t op_task_footprint(struct starpu_task *task)
+{
+    const struct sp_op_task_args *a = task->cl_arg;
+    const struct sp_stage_op *op = &a->stage.desc->ops[a->op];
+    return sp_op_footprint(op->info, op->x_shape, &op->y_shape, op->dx_needed, &op->attr, op->n_params,
+                           a->stage.desc->rows);
+}
+
+static struct starpu_perfmodel op_forward_model = {
+    .type = STARPU_HISTORY_BASED, .symbol = SP_OP_FORWARD_SYMBOL, .footprint = op_task_footprint};
+static struct starpu_perfmodel op_backward_model = {
+    .type = STARPU_HISTORY_BASED, .symbol = SP_OP_BACKWARD_SYMBOL, .footprint = op_task_footprint};
+
+struct starpu_codelet sp_cl_op_forward = {
+    .cpu_funcs = {op_forward_cpu},
+    .cpu_funcs_name = {"op_forward_cpu"},
+    .cuda_funcs = {SP_CUDA(op_forward_cuda)},
+    .cuda_flags = {STARPU_CUDA_ASYNC},
+    .nbuffers = STARPU_VARIABLE_NBUFFERS,
+    .model = &op_forward_model,
+    .name = "op_forward",
+};
+
+struct starpu_codelet sp_cl_op_backward = {
+    .cpu_funcs = {op_backward_cpu},
+    .cpu_funcs_name = {"op_backward_cpu"},
+    .cuda_funcs = {SP_CUDA(op_backward_cuda)},
+    .cuda_flags = {STARPU_CUDA_ASYNC},
+    .nbuffers = STARPU_VARIABLE_NBUFFERS,
+    .model = &op_backward_model,
+    .name = "op_backward",
+};
+
 /* Stages with the same ops, shapes and micro-batch size cost the same;
  * stages that differ in them must not share history entries. */
-static uint32_t stage_footprint(struct starpu_task *task)
+uint32_t sp_stage_footprint(long rows, int recompute, int n_ops, const struct sp_stage_op *ops)
 {
-    const struct sp_stage_args *a = task->cl_arg;
-    const struct sp_stage_desc *d = a->desc;
-    uint32_t h = starpu_hash_crc32c_be((uint32_t)d->rows, (uint32_t)d->recompute);
-    for (int i = 0; i < d->n_ops; i++) {
-        const struct sp_stage_op *op = &d->ops[i];
+    uint32_t h = starpu_hash_crc32c_be((uint32_t)rows, (uint32_t)recompute);
+    for (int i = 0; i < n_ops; i++) {
+        const struct sp_stage_op *op = &ops[i];
         h = starpu_hash_crc32c_be((uint32_t)sp_op_index(op->info), h);
         for (int k = 0; k < op->info->n_inputs; k++)
             h = starpu_hash_crc32c_be((uint32_t)sp_shape_numel(&op->x_shape[k]), h);
@@ -314,12 +410,19 @@ static uint32_t stage_footprint(struct starpu_task *task)
     return h;
 }
 
+static uint32_t stage_footprint(struct starpu_task *task)
+{
+    const struct sp_stage_args *a = task->cl_arg;
+    const struct sp_stage_desc *d = a->desc;
+    return sp_stage_footprint(d->rows, d->recompute, d->n_ops, d->ops);
+}
+
 #define STAGE_MODEL(var, sym)                                                                     \
     static struct starpu_perfmodel var = {                                                        \
         .type = STARPU_HISTORY_BASED, .symbol = sym, .footprint = stage_footprint}
 
-STAGE_MODEL(forward_model, "starpipe_stage_forward");
-STAGE_MODEL(backward_model, "starpipe_stage_backward");
+STAGE_MODEL(forward_model, SP_STAGE_FORWARD_SYMBOL);
+STAGE_MODEL(backward_model, SP_STAGE_BACKWARD_SYMBOL);
 STAGE_MODEL(backward_input_model, "starpipe_stage_backward_input");
 STAGE_MODEL(backward_weight_model, "starpipe_stage_backward_weight");
 

@@ -35,9 +35,25 @@ static void update_cuda(void *buffers[], void *cl_arg)
 }
 #endif
 
+uint32_t sp_update_footprint(sp_optimizer_type type, long n, int n_grads)
+{
+    return starpu_hash_crc32c_be((uint32_t)n_grads,
+                                 starpu_hash_crc32c_be((uint32_t)(n >> 32), starpu_hash_crc32c_be((uint32_t)n, (uint32_t)type)));
+}
+
+/* Keyed by the optimizer, the block's floats and its gradient blocks, which
+ * the balancer can name before a run (sp_costs). */
+static uint32_t update_footprint(struct starpu_task *task)
+{
+    const struct sp_opt_args *a = task->cl_arg;
+    return sp_update_footprint(a->type, (long)starpu_vector_get_nx(STARPU_TASK_GET_HANDLE(task, 0)),
+                               (int)STARPU_TASK_GET_NBUFFERS(task) - 2);
+}
+
 static struct starpu_perfmodel update_model = {
     .type = STARPU_HISTORY_BASED,
-    .symbol = "starpipe_update",
+    .symbol = SP_UPDATE_SYMBOL,
+    .footprint = update_footprint,
 };
 
 struct starpu_codelet sp_cl_update = {

@@ -134,6 +134,10 @@ struct sp_trainer {
 #define ACT(t, b, m) ((t)->act[(b) * (t)->M + (m)])
 #define GRAD(t, b, m) ((t)->grad[(b) * (t)->M + (m)])
 
+/* trainer.c: StarPU has been started in this process (and its perf-model
+ * tables freed at its shutdown: reading models again needs starpu_init) */
+extern int sp_starpu_started;
+
 /* options.c */
 sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o);
 /* What StarPU will need from the environment (its home, STARPU_LIMIT_CPU_MEM
@@ -141,6 +145,9 @@ sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o);
  * hangs instead. */
 sp_status sp_env_check(const sp_trainer_t *t);
 struct starpu_sched_policy *sp_policy_find(const char *name);
+/* Where StarPU 1.4 keeps its performance models (STARPU_PERF_MODEL_DIR, else
+ * <home>/.starpu/sampling) and which variable said so. */
+void sp_sampling_dir(char *out, size_t cap, const char **from);
 
 /* placement.c: each stage's worker or worker set (after starpu_init) */
 sp_status sp_place_stages(sp_trainer_t *t, const sp_train_opts *o);
@@ -167,6 +174,8 @@ int sp_schedule_stash_buffers(sp_schedule schedule, int K, int M, int s);
 int sp_schedule_splits_backward(sp_schedule schedule);
 sp_status sp_submit_step(sp_trainer_t *t);
 sp_status sp_submit_eval_chunk(sp_trainer_t *t, int m, long valid, long samples, int first);
+/* Calibration (cost.c): op `op` (index in the stage) of stage s alone, forward or backward. */
+sp_status sp_submit_op_task(sp_trainer_t *t, int s, int op, int backward);
 /* The forward tasks of micro-batch buffer m in evaluation mode (no dropout). */
 sp_status sp_submit_forward_chunk(sp_trainer_t *t, int m);
 

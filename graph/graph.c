@@ -372,6 +372,11 @@ double sp_graph_op_flops(const sp_graph_t *g, int i)
     return n->info->flops(x, &g->tensors[n->out].shape, &n->attr);
 }
 
+const char *sp_graph_op_kind(const sp_graph_t *g, int i)
+{
+    return g && i >= 0 && i < g->n_ops ? g->ops[i].info->name : NULL;
+}
+
 int sp_graph_op_reads(const sp_graph_t *g, int i, int t)
 {
     if (i == g->n_ops)

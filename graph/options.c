@@ -208,7 +208,7 @@ sp_status sp_opts_check(const sp_graph_t *g, const sp_train_opts *o)
 /* Where StarPU keeps its performance models (its sampling folder), the way
  * StarPU 1.4 finds it: STARPU_PERF_MODEL_DIR, else "<home>/.starpu/sampling"
  * with home from XDG_CACHE_HOME, STARPU_HOME, HOME, TMPDIR, TEMP, TMP or /tmp. */
-static void sampling_dir(char *out, size_t cap, const char **from)
+void sp_sampling_dir(char *out, size_t cap, const char **from)
 {
     static const char *const homes[] = {"XDG_CACHE_HOME", "STARPU_HOME", "HOME", "TMPDIR", "TEMP", "TMP"};
     const char *dir = getenv("STARPU_PERF_MODEL_DIR");
@@ -236,7 +236,7 @@ static sp_status check_starpu_home(void)
 {
     char dir[4096], probe[4200];
     const char *from;
-    sampling_dir(dir, sizeof(dir), &from);
+    sp_sampling_dir(dir, sizeof(dir), &from);
     char *walk = strdup(dir);
     if (!walk)
         return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");

@@ -176,13 +176,14 @@ static sp_status submit(sp_trainer_t *t, struct starpu_codelet *cl, const struct
 /* A stage task F, B (Bi under zb) or W of stage s, micro-batch m: its
  * buffers by name (sp_stage_slots, the same function the codelet reads them
  * with) and its per-task arguments. */
-static sp_status submit_stage(sp_trainer_t *t, sp_pass pass, int s, int m, int train)
+static void stage_access(sp_trainer_t *t, sp_pass pass, int s, int m, struct sp_stage_slots *slots,
+                         struct sp_access *acc)
 {
     struct sp_stage_plan *sp = &t->st[s];
     const struct sp_stage_desc *d = &sp->desc;
     struct sp_stage_slots sl;
     sp_stage_slots(d, pass, &sl);
-    struct sp_access acc[SP_STAGE_MAX_BUFFERS];
+    *slots = sl;
     const starpu_data_handle_t params = t->blocks[s].params_h, dparams = t->blocks[s].dparams_h[0];
 #define PUT(slot, handle)                                                     \
     do {                                                                      \
@@ -205,6 +206,15 @@ static sp_status submit_stage(sp_trainer_t *t, sp_pass pass, int s, int m, int t
         const struct sp_param_block *b = &t->blocks[sp->shared_grad_block[i]];
         acc[sl.shared_grad + i] = (struct sp_access){b->dparams_h[sp->shared_grad_use[i]], sl.modes[sl.shared_grad + i]};
     }
+}
+
+static sp_status submit_stage(sp_trainer_t *t, sp_pass pass, int s, int m, int train)
+{
+    struct sp_stage_plan *sp = &t->st[s];
+    const struct sp_stage_desc *d = &sp->desc;
+    struct sp_stage_slots sl;
+    struct sp_access acc[SP_STAGE_MAX_BUFFERS];
+    stage_access(t, pass, s, m, &sl, acc);
     struct sp_stage_args *a = malloc(sizeof(*a));
     if (!a)
         return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
@@ -216,6 +226,26 @@ static sp_status submit_stage(sp_trainer_t *t, sp_pass pass, int s, int m, int t
     const int prio = pass == SP_PASS_FORWARD ? t->prio_forward : pass == SP_PASS_WEIGHT ? t->prio_weight
                                                                                           : t->prio_backward;
     return submit(t, cl, acc, sl.n, a, sizeof(*a), prio, sp, sp_tag(t, pass, s, m));
+}
+
+/* Calibration: op `op` of stage s alone, forward or backward, on micro-batch
+ * 0's buffers (B's: sp_cl_op_forward's comment), where the stage runs. */
+sp_status sp_submit_op_task(sp_trainer_t *t, int s, int op, int backward)
+{
+    static struct sp_task_tag tags[2] = {{.name = "op forward", .pass = SP_PASS_FORWARD, .stage = -1},
+                                               {.name = "op backward", .pass = SP_PASS_BACKWARD, .stage = -1}};
+    struct sp_stage_plan *sp = &t->st[s];
+    STARPU_ASSERT_MSG(!sp->desc.split_backward && !sp->desc.recompute, "op tasks need B's fused, stashed layout");
+    struct sp_stage_slots sl;
+    struct sp_access acc[SP_STAGE_MAX_BUFFERS];
+    stage_access(t, SP_PASS_BACKWARD, s, 0, &sl, acc);
+    struct sp_op_task_args *a = malloc(sizeof(*a));
+    if (!a)
+        return sp_set_error(SP_ERR_NOMEM, "trainer: out of memory");
+    *a = (struct sp_op_task_args){.stage = {.desc = &sp->desc, .step = t->step > 0 ? t->step : 1, .m = 0, .train = 1},
+                                  .op = op};
+    return submit(t, backward ? &sp_cl_op_backward : &sp_cl_op_forward, acc, sl.n, a, sizeof(*a), t->prio_forward,
+                  sp, &tags[backward != 0]);
 }
 
 /* The loss arguments for `samples` valid samples of a mean over `total`

@@ -268,7 +268,8 @@ typedef struct sp_optimizer {
 
 typedef struct sp_train_opts {
     int stages;            /* K ≥ 1 */
-    const int *cuts;       /* K−1 increasing op indices where stages 1..K−1 start; NULL = balance by FLOPs */
+    const int *cuts;       /* K−1 increasing op indices where stages 1..K−1 start; NULL = balance by FLOPs
+                              (the command passes the cut sp_partition_measured chose here) */
     int microbatches;      /* M ≥ 1; batch must be divisible by M */
     int batch;             /* B, rows per training step */
     const char *policy;    /* StarPU scheduling policy name; wins over STARPU_SCHED (hidden during
@@ -519,6 +520,100 @@ sp_status sp_partition_balanced(const sp_graph_t *g, int k, int *starts);
 sp_status sp_partition_cuts(const sp_graph_t *g, int k, const int *cuts, int *starts);
 /* Estimated forward FLOPs per sample of op i. */
 double sp_graph_op_flops(const sp_graph_t *g, int i);
+/* The kind of op i ("linear", "layernorm", ...), or NULL for a bad index. */
+const char *sp_graph_op_kind(const sp_graph_t *g, int i);
+
+/* ---- measured costs: balancing stages by time (graph/cost.c) -------------
+ * StarPU measures every task it runs and keeps the times in its history
+ * performance models, per worker kind and footprint, in its home
+ * (STARPU_HOME). A calibration run (sp_costs_calibrate) runs every op of a
+ * graph alone, forward and backward, on each worker kind a placement uses,
+ * for one micro-batch size, so that StarPU records each op's time; later
+ * processes read those times (sp_costs_load) and predict any cut's stage
+ * times as sums of its ops, the loss and the optimizer step, then the step
+ * of the schedule by playing it out (sp_costs_predict). sp_partition_measured
+ * picks the cut whose predicted step is shortest. Nothing here writes
+ * StarPU's files: only StarPU does, at the end of a calibration run. */
+
+typedef enum sp_balance {
+    SP_BALANCE_AUTO,     /* measured where every op is calibrated, else FLOPs */
+    SP_BALANCE_FLOPS,    /* sp_partition_balanced */
+    SP_BALANCE_MEASURED, /* sp_partition_measured (FLOPs, with a note, where not calibrated) */
+} sp_balance;
+sp_status sp_balance_parse(const char *name, sp_balance *b);
+const char *sp_balance_name(sp_balance b);
+
+typedef struct sp_costs sp_costs_t;
+
+/* A calibration run for g as o would train it (batch/M rows per
+ * micro-batch, the worker kinds of o's placement): per worker kind, a
+ * one-stage trainer takes reps + 1 real steps (StarPU times the loss and
+ * the optimizer step) and runs each op alone reps times forward and
+ * backward. StarPU writes the times into its home when it shuts down (the
+ * calibration sets STARPU_CALIBRATE=1 meanwhile). StarPU counts the
+ * samples within STARPU_HISTORY_MAX_ERROR percent of an entry's mean (200
+ * during a calibration unless set), and uses an entry from
+ * STARPU_CALIBRATE_MINIMUM (10) of them on; rounds are added (at most 6)
+ * until every op, the loss, the update and the one-stage step have that. Starts and stops StarPU: no
+ * trainer may be alive. One of the models' files that StarPU cannot read
+ * (it would abort) is first renamed to "<file>.corrupt", and said (when
+ * said is not NULL) says so ("" otherwise). */
+sp_status sp_costs_calibrate(sp_graph_t *g, const sp_train_opts *o, int reps, char *said, size_t said_cap);
+/* Reads StarPU's measurements for g's ops as o would run them. Succeeds
+ * when they are missing, partial, from another machine or unreadable (a
+ * corrupt file): sp_costs_complete is then 0 and sp_costs_note says why
+ * (StarPU's files are read in a child process, so a file StarPU cannot
+ * parse is reported, not a crash). Call it before any trainer exists. */
+sp_status sp_costs_load(const sp_graph_t *g, const sp_train_opts *o, sp_costs_t **c);
+/* 1 when every op, the loss and the optimizer step have a measured time on
+ * every worker kind o's placement uses. */
+int sp_costs_complete(const sp_costs_t *c);
+/* Why the costs are not complete, or a warning about the calibration found
+ * (a file from another machine, a corrupt one); "" when none. */
+const char *sp_costs_note(const sp_costs_t *c);
+/* 1 when StarPU's home holds op calibrations at all (this machine's or
+ * another's, readable or not): when they are not complete, worth a warning. */
+int sp_costs_found(const sp_costs_t *c);
+void sp_costs_destroy(sp_costs_t *c);
+
+#define SP_PREDICT_MAX_STAGES 256
+/* One stage of a cut: what it holds and, with measured costs, its times. */
+typedef struct sp_stage_prediction {
+    int first_op, end_op;  /* ops [first_op, end_op) */
+    char worker_kind[16];  /* "cpu", "cuda0", ...: the kind its times are for */
+    size_t params;         /* floats of parameters it owns */
+    double flops;          /* per sample, forward + backward: the FLOPs balancer's cost */
+    double forward_us;     /* per micro-batch: its ops' forward (measured), NaN if unknown */
+    double backward_us;    /* per micro-batch: its ops' backward */
+    double loss_us;        /* per micro-batch: the loss (last stage only, else 0) */
+    double update_us;      /* the optimizer step of its parameters, once per step */
+    double stash_bytes;    /* the stash buffers the schedule gives it, all of them */
+    double bytes_next;     /* per micro-batch, activations sent to the next stage (0 for the last) */
+    double transfer_us;    /* per micro-batch, those bytes there and their gradient back (0 within one memory node) */
+} sp_stage_prediction;
+
+typedef struct sp_prediction {
+    int stages;
+    sp_stage_prediction stage[SP_PREDICT_MAX_STAGES];
+    int measured;          /* the times below come from measurements (else NaN) */
+    double step_us;        /* the step as the schedule plays out with these times (one task at a time per
+                              worker, backward first, stash buffers reused as the schedule says) */
+    double formula_us;     /* GPipe's estimate: sum_s t_s + (M - 1) max_s t_s + transfers,
+                              t_s = forward + backward (+ loss) per micro-batch */
+    double bubble;         /* predicted idle share of the pipeline's workers over the step */
+    int workers;           /* workers the prediction spread the stages over */
+} sp_prediction;
+
+/* Describes the cut given by starts (K = o->stages start indices) and, with
+ * complete costs, predicts its times. c may be NULL (no times). */
+sp_status sp_costs_predict(const sp_graph_t *g, const sp_costs_t *c, const sp_train_opts *o, const int *starts,
+                           sp_prediction *p);
+/* The cut into o->stages stages whose predicted step is shortest (the FLOPs
+ * cut among the candidates): minimises (M - 1) max_s t_s + sum_s t_s +
+ * transfers over every cut, with each stage's time on its own worker kind,
+ * and keeps the candidate whose played-out step is shortest. Needs
+ * complete costs (SP_ERR_STATE otherwise). */
+sp_status sp_partition_measured(const sp_graph_t *g, const sp_costs_t *c, const sp_train_opts *o, int *starts);
 
 /* ---- simulation (README, "Simulation") ----------------------------------
  * The same library built against a StarPU configured with --enable-simgrid

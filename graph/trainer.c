@@ -24,6 +24,7 @@
 #include <string.h>
 
 static int trainer_alive; /* StarPU is process-wide: one trainer at a time */
+int sp_starpu_started;    /* StarPU ran in this process (cost.c's reader must then start it again) */
 
 /* Frees what planning allocated (no StarPU involved) and the trainer itself. */
 static void free_plan(sp_trainer_t *t)
@@ -68,6 +69,7 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
         setenv("STARPU_NWORKER_PER_CUDA", n, 1);
     }
     int ret = t->mpi ? sp_mpi_starpu_init(&conf, o->profile) : starpu_init(&conf);
+    sp_starpu_started = 1;
     if (set_streams)
         unsetenv("STARPU_NWORKER_PER_CUDA");
     if (env_sched) {

@@ -12,6 +12,10 @@
  * cross-entropy on the outputs. */
 sp_status sp_model_mlp(sp_graph_t *g, int inputs, const int *hidden, int n_hidden, int outputs,
                        int use_gelu);
+/* The same with, when layernorm is set, a layer norm (named ln1, ln2, …)
+ * between each hidden linear layer and its activation. */
+sp_status sp_model_mlp_ex(sp_graph_t *g, int inputs, const int *hidden, int n_hidden, int outputs,
+                          int use_gelu, int layernorm);
 
 /* A seeded synthetic classification set of n samples: x ~ U(−1, 1)^inputs and
  * label = argmax over classes of a sparse random ±1 teacher (16 features per

@@ -114,7 +114,7 @@ for edit in "hlen-1:bytes after the last tensor" "dup-meta:metadata key '.*' app
     expect 1 "edit.st: .*${edit#*:}" train --resume "$tmp/edit.st" --steps 3
 done
 st meta "$tmp/good.st" "$tmp/act.st" activation=swish
-expect 1 "act.st: metadata 'activation' is 'swish', not relu or gelu" train --resume "$tmp/act.st" --steps 3
+expect 1 "act.st: metadata 'activation' is 'swish', not relu, gelu or ln-gelu" train --resume "$tmp/act.st" --steps 3
 st meta "$tmp/good.st" "$tmp/sched.st" lr_schedule=step
 expect 1 "sched.st: metadata 'lr_schedule' is 'step', not constant or cosine" train --resume "$tmp/sched.st" --steps 3
 st meta "$tmp/good.st" "$tmp/data.st" data=imagenet

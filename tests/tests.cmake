@@ -63,3 +63,8 @@ set_tests_properties(cli_json PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 60
 # the residual CNN from the command line (issue 14)
 add_test(NAME cli_cnn COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_cnn.sh $<TARGET_FILE:starpipe_cli>)
 set_tests_properties(cli_cnn PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)
+
+# stages balanced by measured cost (issue 13): calibration, FLOPs mislead, plan
+sp_add_test(test_balance)
+add_test(NAME cli_plan COMMAND ${CMAKE_SOURCE_DIR}/tests/cli_plan.sh $<TARGET_FILE:starpipe_cli>)
+set_tests_properties(cli_plan PROPERTIES ENVIRONMENT "${SP_TEST_ENV}" TIMEOUT 600)

@@ -31,6 +31,8 @@ struct bench_args {
     int steps, warmup;
     int csv, json;
     int print; /* rank 0 (or the only process) prints */
+    sp_balance balance;
+    sp_costs_t *costs; /* measured op times where calibrated (--balance) */
     char *lists[3]; /* copies of --policies, --schedules, --placements */
     sp_train_opts o;
 };
@@ -67,6 +69,8 @@ static void bench_usage(FILE *f)
             "  --device D            cpu (default) or cuda: the workers pinned/device placements use\n"
             "  --tf32                CUDA matrix products on TF32 tensor cores\n"
             "  --seed S              (default 1)\n"
+            "  --balance B           the stage cut: measured (StarPU's measured op times, 'starpipe plan\n"
+            "                        --calibrate'; the default where calibrated) or flops\n"
             "  --mpi                 under mpirun: stage s on rank s*R/K; adds the bytes sent between ranks\n"
             "  --csv                 the rows as CSV\n"
             "  --json                the rows as one JSON object\n"
@@ -98,7 +102,7 @@ static int parse_names(const char *opt, const char *s, const char **out, int *n,
 static int parse_bench(int argc, char **argv, struct bench_args *a)
 {
     enum { O_POL = 300, O_SCH, O_PLA, O_STAGES, O_MICRO, O_BATCH, O_HIDDEN, O_INPUTS, O_CLASSES, O_CHUNKS,
-           O_RECOMPUTE, O_STEPS, O_WARMUP, O_CPUS, O_SEED, O_CSV, O_JSON, O_MPI, O_DEVICE, O_TF32 };
+           O_RECOMPUTE, O_STEPS, O_WARMUP, O_CPUS, O_SEED, O_CSV, O_JSON, O_MPI, O_DEVICE, O_TF32, O_BALANCE };
     static const struct option longopts[] = {
         {"policies", required_argument, 0, O_POL}, {"schedules", required_argument, 0, O_SCH},
         {"placements", required_argument, 0, O_PLA}, {"stages", required_argument, 0, O_STAGES},
@@ -109,7 +113,7 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         {"warmup", required_argument, 0, O_WARMUP}, {"cpus", required_argument, 0, O_CPUS},
         {"seed", required_argument, 0, O_SEED}, {"csv", no_argument, 0, O_CSV},
         {"json", no_argument, 0, O_JSON}, {"mpi", no_argument, 0, O_MPI}, {"device", required_argument, 0, O_DEVICE},
-        {"tf32", no_argument, 0, O_TF32}, {"help", no_argument, 0, 'h'},
+        {"tf32", no_argument, 0, O_TF32}, {"balance", required_argument, 0, O_BALANCE}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     static const char *default_policies[] = {"eager", "prio", "lws", "ws", "dmda", "dmdas", "heft", "modular-heft"};
@@ -177,6 +181,10 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
                 return usage_error("%s", sp_error_message());
             break;
         case O_TF32: a->o.tf32 = 1; break;
+        case O_BALANCE:
+            if (sp_balance_parse(optarg, &a->balance) != SP_OK || a->balance == SP_BALANCE_AUTO)
+                return usage_error("unknown balance '%s' (choose flops or measured)", optarg);
+            break;
         case 'h': bench_usage(stdout); exit(0);
         default:
             return usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
@@ -198,6 +206,10 @@ static int run_one(const struct bench_args *a, sp_graph_t *g, const sp_synthetic
                    double *samples_per_s, double *step_ms, sp_run_stats *stats)
 {
     sp_trainer_t *t;
+    int starts[SP_PREDICT_MAX_STAGES];
+    if (a->costs && sp_costs_complete(a->costs) && o.stages <= SP_PREDICT_MAX_STAGES &&
+        sp_partition_measured(g, a->costs, &o, starts) == SP_OK)
+        o.cuts = starts + 1; /* else (another micro-batch size, the M = 1 baseline): FLOPs */
     sp_status s = sp_trainer_create(g, &o, &t);
     if (s != SP_OK) {
         fprintf(stderr, "starpipe: bench: %s, %s, %s: %s\n", o.policy, sp_schedule_name(o.schedule),
@@ -233,15 +245,15 @@ static int run_one(const struct bench_args *a, sp_graph_t *g, const sp_synthetic
 static void print_rows(const struct bench_args *a, const struct row *r, int n)
 {
     if (a->json) {
-        printf("{\"stages\": %d, \"microbatches\": %d, \"batch\": %d, \"rows\": [\n", a->o.stages, a->o.microbatches,
-               a->o.batch);
+        printf("{\"stages\": %d, \"microbatches\": %d, \"batch\": %d, \"cut_by\": \"%s\", \"rows\": [\n", a->o.stages,
+               a->o.microbatches, a->o.batch, sp_costs_complete(a->costs) ? "measured" : "flops");
         for (int i = 0; i < n; i++) {
             /* strict JSON: a figure that is not finite (a speed-up without its M = 1 row) is null */
-            printf("  {\"policy\": \"%s\", \"schedule\": \"%s\", \"placement\": \"%s\", \"step_ms\": %s, "
+            printf("  {\"policy\": \"%s\", \"schedule\": \"%s\", \"placement\": \"%s\", \"task_step_ms\": %s, \"step_ms\": %s, "
                    "\"samples_per_s\": %s, \"speedup_vs_m1\": %s, \"bubble_mean\": %s, \"bubble_ideal\": %s, "
                    "\"bubble\": {",
                    r[i].policy, sp_schedule_name(r[i].schedule), sp_placement_name(r[i].placement, NULL),
-                   JSON_NUM("%.4f", r[i].step_ms), JSON_NUM("%.2f", r[i].samples_per_s), JSON_NUM("%.4f", r[i].speedup),
+                   JSON_NUM("%.4f", r[i].stats.step_time_s * 1e3), JSON_NUM("%.4f", r[i].step_ms), JSON_NUM("%.2f", r[i].samples_per_s), JSON_NUM("%.4f", r[i].speedup),
                    JSON_NUM("%.4f", r[i].stats.bubble_mean), JSON_NUM("%.4f", r[i].stats.bubble_ideal));
             for (int w = 0; w < r[i].stats.n_workers; w++)
                 printf("%s\"%s\": %s", w ? ", " : "", sp_worker_name(r[i].stats.worker[w]),
@@ -334,6 +346,11 @@ int cmd_bench(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    if (a.balance != SP_BALANCE_FLOPS && !a.o.mpi && !sp_simulated()) {
+        if (sp_costs_load(g, &a.o, &a.costs) == SP_OK && !sp_costs_complete(a.costs) &&
+            (a.balance == SP_BALANCE_MEASURED || sp_costs_found(a.costs)) && a.print)
+            fprintf(stderr, "starpipe: warning: %s; balancing by FLOPs\n", sp_costs_note(a.costs));
+    }
     const int total = count_runs(&a);
     int n = 0;
     for (int p = 0; p < a.n_policies && !rc; p++)
@@ -371,6 +388,7 @@ int cmd_bench(int argc, char **argv)
     if (!rc && a.print)
         print_rows(&a, rows, n);
 out:
+    sp_costs_destroy(a.costs);
     free(rows);
     free(a.lists[0]), free(a.lists[1]), free(a.lists[2]);
     sp_synthetic_destroy(&d);

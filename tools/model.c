@@ -27,7 +27,7 @@ int model_kind_parse(const char *name, enum model_kind *kind)
 
 static sp_status build_mlp(const struct model_args *m, const struct data_args *d, sp_graph_t *g)
 {
-    return sp_model_mlp(g, d->inputs, m->hidden, m->n_hidden, d->classes, m->gelu);
+    return sp_model_mlp_ex(g, d->inputs, m->hidden, m->n_hidden, d->classes, m->gelu, m->layernorm);
 }
 
 /* nanoGPT's GPT; its vocabulary was set from the text (or the checkpoint) */

@@ -24,6 +24,8 @@ void report_plan(const struct train_args *a, const struct run *r)
     fprintf(r->progress, "starpipe: %d ops in %d stages (starts:", sp_graph_op_count(r->g), K);
     for (int k = 0; k < K; k++)
         fprintf(r->progress, " %d", starts[k]);
+    if (K > 1 && r->cut_by)
+        fprintf(r->progress, "; cut by %s", r->cut_by);
     fprintf(r->progress,
             "), %d micro-batches of %d rows, %s schedule%s, policy %s, %s placement on %d %s workers, "
             "about %.1f MiB of %smemory\n",
@@ -188,7 +190,7 @@ static void result_json(const struct train_args *a, const struct run *r, uint64_
         printf("\"final_loss\": %s, \"steps\": %ld, ", JSON_NUM("%.9g", r->loss), r->step);
         if (!windows)
             printf("\"epochs\": %.4f, ", r->epoch + (double)r->batch_in_epoch / (r->per_epoch ? r->per_epoch : 1));
-        printf("\"stages\": %d, \"stage_starts\": [", K);
+        printf("\"stages\": %d, \"cut_by\": \"%s\", \"stage_starts\": [", K, r->cut_by ? r->cut_by : "FLOPs");
         for (int k = 0; k < K; k++)
             printf("%s%d", k ? ", " : "", starts[k]);
         printf("], \"microbatches\": %d, \"batch\": %d, \"sched\": \"%s\", \"placement\": \"%s\", "
@@ -199,6 +201,8 @@ static void result_json(const struct train_args *a, const struct run *r, uint64_
                r->seconds, JSON_NUM("%.3f", r->samples_per_s), sp_schedule_name(a->o.schedule),
                a->o.recompute ? "true" : "false", a->o.device == SP_DEVICE_CUDA ? "cuda" : "cpu",
                a->o.tf32 ? "true" : "false");
+        if (r->predicted)
+            printf("\"predicted_step_ms\": %s, ", JSON_NUM("%.6f", r->predicted->step_us / 1e3));
         if (r->have_stats)
             printf("\"bubble_mean\": %s, \"bubble_ideal\": %s, \"peak_stash_bytes\": %.0f, "
                    "\"bytes_moved\": %.0f, \"bytes_between_ranks\": %.0f, ",

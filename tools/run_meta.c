@@ -101,7 +101,7 @@ static sp_status describe_mlp(const struct model_args *model, sp_meta *m)
     list_text(hidden, sizeof(hidden), model->hidden, model->n_hidden);
     sp_status s = sp_meta_set(m, "hidden", hidden);
     if (s == SP_OK)
-        s = sp_meta_set(m, "activation", model->gelu ? "gelu" : "relu");
+        s = sp_meta_set(m, "activation", model->layernorm ? "ln-gelu" : model->gelu ? "gelu" : "relu");
     return s;
 }
 
@@ -115,18 +115,19 @@ static int adopt_mlp(const struct train_args *a, const sp_meta *m, const char *p
         return 1;
     }
     out->kind = MODEL_MLP;
-    if (strcmp(act, "relu") && strcmp(act, "gelu")) {
-        fprintf(stderr, "starpipe: %s: metadata 'activation' is '%s', not relu or gelu\n", path, act);
+    if (strcmp(act, "relu") && strcmp(act, "gelu") && strcmp(act, "ln-gelu")) {
+        fprintf(stderr, "starpipe: %s: metadata 'activation' is '%s', not relu, gelu or ln-gelu\n", path, act);
         return 1;
     }
-    out->gelu = !strcmp(act, "gelu");
+    out->gelu = strcmp(act, "relu") != 0;
+    out->layernorm = !strcmp(act, "ln-gelu");
     if (parse_list("checkpoint 'hidden'", hidden, 1, 1 << 16, out->hidden, MAX_LAYERS, &out->n_hidden))
         return 1;
     char mine[512];
     list_text(mine, sizeof(mine), a->model.hidden, a->model.n_hidden);
     if (a->given.hidden && strcmp(mine, hidden))
         return conflict(path, "hidden", hidden);
-    if (a->given.activation && out->gelu != a->model.gelu)
+    if (a->given.activation && (out->gelu != a->model.gelu || out->layernorm != a->model.layernorm))
         return conflict(path, "activation", act);
     return 0;
 }

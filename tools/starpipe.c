@@ -7,6 +7,7 @@
  *   starpipe generate --load PATH     sample text from a GPT checkpoint (generate.c)
  *   starpipe bench [options]          compare policies, schedules, placements (bench.c)
  *   starpipe simulate [options]       a train or bench run in simulated time (simulate.c)
+ *   starpipe plan [options]           the cut a run would use and its predicted step (balance.c)
  *   starpipe --help
  *
  * Exit status: 0 on success, 2 for bad usage (unknown option, bad value),
@@ -31,6 +32,7 @@ static const struct subcommand {
     {"generate", "sample text from a saved GPT with the pipelined forward pass", cmd_generate},
     {"bench", "compare StarPU policies, schedules and placements on one model", cmd_bench},
     {"simulate", "a training run in simulated time, from a calibration (StarPU + SimGrid)", cmd_simulate_train},
+    {"plan", "the stage cut a run would use, balanced by measured op times, and its predicted step", cmd_plan},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(*commands))
 
@@ -66,6 +68,11 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "bench") && sim_bench_asked(argc - 1, argv + 1)) {
         cli_set_command("bench");
         return cmd_simulate("bench", argc - 1, argv + 1);
+    }
+    /* plan's --calibrate is its own (a calibration run into STARPU_HOME) */
+    if (!strcmp(argv[1], "plan")) {
+        cli_set_command("plan");
+        return cmd_plan(argc - 1, argv + 1);
     }
     int rc = sim_take_calibrate(&argc, argv);
     if (rc)

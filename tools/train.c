@@ -34,13 +34,16 @@ static int agree(const struct train_args *a, int rc)
 /* The model, checked against the checkpoint it comes from (its tensors
  * must all be in the file before the trainer allocates them), then the
  * trainer. */
-static int create_trainer(const struct train_args *a, struct run *r, const char *ckpt)
+static int create_trainer(struct train_args *a, struct run *r, const char *ckpt)
 {
     sp_status s = model_build(&a->model, &a->data, &r->g);
     if (s != SP_OK)
         return cli_fail("building the model", s);
     if (ckpt && (s = sp_checkpoint_check(r->g, ckpt)) != SP_OK)
         return cli_fail("loading the checkpoint", s);
+    int rc = a->command == CMD_TRAIN ? balance_choose(a, r->g, r) : 0; /* the cut: --cuts, measured or FLOPs */
+    if (rc)
+        return rc;
     s = sp_trainer_create(r->g, &a->o, &r->t);
     if (s != SP_OK)
         return cli_fail("starting training", s);
@@ -279,6 +282,7 @@ static int write_timeline(const struct train_args *a, struct run *r)
         return cli_fail("timeline figures", s);
     r->have_stats = 1;
     report_timeline(a, r, svg, from);
+    balance_report(a, r, r->progress);
     return 0;
 }
 
@@ -290,6 +294,7 @@ static void run_free(struct run *r)
     free(r->xb);
     free(r->yb);
     free(r->evals);
+    free(r->predicted);
 }
 
 static int run(struct train_args *a)

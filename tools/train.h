@@ -36,6 +36,7 @@ struct model_args {
     int hidden[MAX_LAYERS]; /* mlp: hidden layer widths */
     int n_hidden;
     int gelu;          /* mlp: GELU instead of ReLU */
+    int layernorm;     /* mlp: a layer norm before each activation (--activation ln-gelu) */
     sp_gpt_config gpt; /* gpt: vocab comes from the text (or the checkpoint's vocabulary) */
     sp_cnn_config cnn; /* cnn: the image size and classes come from the data set */
 };
@@ -65,6 +66,7 @@ struct train_args {
     struct data_args data;
     int cuts[MAX_LAYERS * 2];
     int n_cuts;
+    sp_balance balance; /* how the cut is chosen when --cuts does not give it */
     long steps, epochs; /* -1: not limited by this */
     int warmup;         /* steps left out of the measured throughput */
     int cosine;         /* learning rate: cosine decay to 0 over the run, else constant */
@@ -85,7 +87,7 @@ struct train_args {
         int layers, heads, embd, context, dropout, tie, text, eval_windows; /* gpt, text */
         int widths, blocks, groups, augment;                                /* cnn */
         int lr, lr_schedule, lr_warmup, lr_decay_steps;                     /* a resumed run keeps the saved ones */
-        int stall_timeout;
+        int stall_timeout, balance;
     } given;
     char ckpt_text[SP_META_VALUE_MAX], ckpt_vocab[SP_META_VALUE_MAX]; /* adopted from a checkpoint */
     sp_train_opts o;
@@ -187,6 +189,19 @@ int run_meta_data_kind(const char *path, enum data_kind *kind);
 /* The model kind a checkpoint holds, when it can be read (1), else 0. */
 int run_meta_model_kind(const char *path, enum model_kind *kind);
 
+/* ---- balance.c: the cut of a run ---- */
+/* Chooses the cut of a run by a->balance (measured cost where calibrated,
+ * else FLOPs; nothing when --cuts gives one): sets a->o.cuts and r->cut_by,
+ * r->predicted when measured costs cover the cut. Prints why measured costs
+ * were not used when that matters. Returns 0 or an exit status. */
+struct run;
+int balance_choose(struct train_args *a, sp_graph_t *g, struct run *r);
+/* After a traced run: each stage's measured forward and backward per
+ * micro-batch and the step, beside the prediction. */
+void balance_report(const struct train_args *a, struct run *r, FILE *f);
+/* `starpipe plan`. */
+int cmd_plan(int argc, char **argv);
+
 /* ---- train.c: a run, step by step ---- */
 /* One evaluation of a text run: the mean training loss since the previous one and the validation loss. */
 struct run_eval {
@@ -220,6 +235,8 @@ struct run {
     double seconds, samples_per_s;
     sp_run_stats stats; /* with --trace */
     int have_stats;
+    const char *cut_by;       /* "measured cost", "FLOPs", "--cuts" */
+    sp_prediction *predicted; /* the cut's predicted times (measured costs), else NULL */
 };
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

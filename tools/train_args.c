@@ -20,7 +20,7 @@ enum {
     OPT_DATA_DIR, OPT_EPOCHS, OPT_SAVE, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOAD, OPT_LR_SCHEDULE,
     OPT_SCHEDULE, OPT_CHUNKS, OPT_RECOMPUTE, OPT_TRACE, OPT_TRACE_STEPS, OPT_MPI, OPT_STAGE_RANKS,
     OPT_DEVICE, OPT_TF32, OPT_LAYERS, OPT_HEADS, OPT_EMBD, OPT_CONTEXT, OPT_DROPOUT, OPT_TIE, OPT_TEXT,
-    OPT_EVAL_EVERY, OPT_EVAL_WINDOWS, OPT_LR_WARMUP, OPT_LR_DECAY_STEPS, OPT_STALL_TIMEOUT,
+    OPT_EVAL_EVERY, OPT_EVAL_WINDOWS, OPT_LR_WARMUP, OPT_LR_DECAY_STEPS, OPT_STALL_TIMEOUT, OPT_BALANCE,
     OPT_WIDTHS, OPT_BLOCKS, OPT_GROUPS, OPT_AUGMENT,
 };
 
@@ -48,6 +48,7 @@ static const struct option longopts[] = {
     {"eval-windows", required_argument, 0, OPT_EVAL_WINDOWS},
     {"stages", required_argument, 0, OPT_STAGES},
     {"cuts", required_argument, 0, OPT_CUTS},
+    {"balance", required_argument, 0, OPT_BALANCE},
     {"microbatches", required_argument, 0, OPT_MICRO},
     {"batch", required_argument, 0, OPT_BATCH},
     {"placement", required_argument, 0, OPT_PLACEMENT},
@@ -161,9 +162,11 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
         a->given.hidden = 1;
         break;
     case OPT_ACTIVATION:
+        a->model.layernorm = 0;
         if (!strcmp(arg, "relu")) a->model.gelu = 0;
         else if (!strcmp(arg, "gelu")) a->model.gelu = 1;
-        else return usage_error("unknown activation '%s' (choose relu or gelu)", arg);
+        else if (!strcmp(arg, "ln-gelu")) a->model.gelu = 1, a->model.layernorm = 1;
+        else return usage_error("unknown activation '%s' (choose relu, gelu or ln-gelu)", arg);
         a->given.activation = 1;
         break;
     case OPT_INPUTS: bad = parse_int("--inputs", arg, 1, 1 << 16, &a->data.inputs); a->given.inputs = 1; break;
@@ -194,6 +197,11 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
         break;
     case OPT_STAGES: bad = parse_int("--stages", arg, 1, MAX_STAGES, &a->o.stages); break;
     case OPT_CUTS: bad = parse_list("--cuts", arg, 1, INT_MAX, a->cuts, MAX_LAYERS * 2, &a->n_cuts); break;
+    case OPT_BALANCE:
+        if (sp_balance_parse(arg, &a->balance) != SP_OK || a->balance == SP_BALANCE_AUTO)
+            return usage_error("unknown balance '%s' (choose flops or measured)", arg);
+        a->given.balance = 1;
+        break;
     case OPT_MICRO: bad = parse_int("--microbatches", arg, 1, 1 << 20, &a->o.microbatches); a->given.microbatches = 1; break;
     case OPT_BATCH: bad = parse_int("--batch", arg, 1, 1 << 24, &a->o.batch); a->given.batch = 1; break;
     case OPT_PLACEMENT:
@@ -442,6 +450,10 @@ static int check(struct train_args *a)
         return usage_error("--cuts needs K-1 entries for --stages %d", a->o.stages);
     if (a->n_cuts)
         a->o.cuts = a->cuts;
+    if (a->n_cuts && a->given.balance)
+        return usage_error("--cuts gives the cut; --balance chooses one: give one of them");
+    if (a->o.mpi && a->balance == SP_BALANCE_MEASURED)
+        return usage_error("--balance measured is not available under --mpi yet (use --cuts from 'starpipe plan')");
     if (a->steps > 0 && a->warmup >= a->steps)
         return usage_error("--warmup must be less than --steps");
     if (a->save_every && !a->save)
