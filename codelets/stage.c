@@ -341,6 +341,23 @@ STAGE_ENTRY(op_forward, op_forward_cuda, &sp_cuda_backend)
 STAGE_ENTRY(op_backward, op_backward_cuda, &sp_cuda_backend)
 #endif
 
+/* The attributes that change an op's work for the same shapes: a 3 x 3 and
+ * a 1 x 1 convolution from (C, H, W) to (2C, H/2, W/2) must not share a
+ * history entry (they did: StarPU flushed the entry on every deviation and
+ * the CNN's convolutions never calibrated). */
+static uint32_t attr_footprint(const struct sp_op_attr *attr, uint32_t h)
+{
+    h = starpu_hash_crc32c_be((uint32_t)attr->heads, h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->causal, h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->approximate, h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->bias, h);
+    h = starpu_hash_crc32c_be((uint32_t)(attr->p > 0.0f), h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->kernel, h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->stride, h);
+    h = starpu_hash_crc32c_be((uint32_t)attr->padding, h);
+    return starpu_hash_crc32c_be((uint32_t)attr->groups, h);
+}
+
 uint32_t sp_op_footprint(const struct sp_op_info *info, const sp_shape *x, const sp_shape *y, const int *dx_needed,
                          const struct sp_op_attr *attr, int n_params, long rows)
 {
@@ -353,12 +370,7 @@ uint32_t sp_op_footprint(const struct sp_op_info *info, const sp_shape *x, const
     }
     for (int i = 0; i < y->ndim; i++)
         h = starpu_hash_crc32c_be((uint32_t)y->dim[i], h);
-    /* the attributes that change the work for the same shapes */
-    h = starpu_hash_crc32c_be((uint32_t)attr->heads, h);
-    h = starpu_hash_crc32c_be((uint32_t)attr->causal, h);
-    h = starpu_hash_crc32c_be((uint32_t)attr->approximate, h);
-    h = starpu_hash_crc32c_be((uint32_t)attr->bias, h);
-    h = starpu_hash_crc32c_be((uint32_t)(attr->p > 0.0f), h);
+    h = attr_footprint(attr, h);
     return starpu_hash_crc32c_be((uint32_t)n_params, h);
 }
 
@@ -406,6 +418,7 @@ uint32_t sp_stage_footprint(long rows, int recompute, int n_ops, const struct sp
         for (int k = 0; k < op->info->n_inputs; k++)
             h = starpu_hash_crc32c_be((uint32_t)sp_shape_numel(&op->x_shape[k]), h);
         h = starpu_hash_crc32c_be((uint32_t)sp_shape_numel(&op->y_shape), h);
+        h = attr_footprint(&op->attr, h);
     }
     return h;
 }

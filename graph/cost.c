@@ -389,6 +389,7 @@ static struct sp_stage_op *whole_stage(const sp_graph_t *g)
         for (int k = 0; k < g->ops[i].info->n_inputs; k++)
             whole[i].x_shape[k] = g->tensors[g->ops[i].in[k]].shape;
         whole[i].y_shape = g->tensors[g->ops[i].out].shape;
+        whole[i].attr = g->ops[i].attr;
     }
     return whole;
 }

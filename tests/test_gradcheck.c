@@ -325,6 +325,25 @@ static void check_optimizers(void)
     CHECK(isfinite(w[0]) && isfinite(w[1]), "adamw: weights %g %g", w[0], w[1]);
 }
 
+/* Calibration keys: ops whose work differs for the same shapes must not
+ * share a history entry (measured balancing's per-op models). */
+static void check_footprints(void)
+{
+    sp_shape x[1] = {{.ndim = 3, .dim = {32, 14, 14}}}, y = {.ndim = 3, .dim = {64, 7, 7}};
+    int dx[1] = {1};
+    struct sp_op_attr conv3 = {.features = 64, .kernel = 3, .stride = 2, .padding = 1};
+    struct sp_op_attr conv1 = {.features = 64, .kernel = 1, .stride = 2, .padding = 0};
+    uint32_t a = sp_op_footprint(&sp_op_conv2d, x, &y, dx, &conv3, 1, 4);
+    uint32_t b = sp_op_footprint(&sp_op_conv2d, x, &y, dx, &conv1, 1, 4);
+    CHECK(a != b, "a 3x3 and a 1x1 convolution of the same shapes share the footprint %08x", a);
+    CHECK(a == sp_op_footprint(&sp_op_conv2d, x, &y, dx, &conv3, 1, 4), "footprints must be reproducible");
+    struct sp_stage_op s3 = {.info = &sp_op_conv2d, .x_shape = {x[0]}, .y_shape = y, .attr = conv3};
+    struct sp_stage_op s1 = s3;
+    s1.attr = conv1;
+    CHECK(sp_stage_footprint(4, 0, 1, &s3) != sp_stage_footprint(4, 0, 1, &s1),
+          "stages of a 3x3 and a 1x1 convolution of the same shapes share a footprint");
+}
+
 int main(void)
 {
     int n_ops = 0;
@@ -351,5 +370,6 @@ int main(void)
     check_dropout_modes();
     check_math();
     check_optimizers();
+    check_footprints();
     return test_result("test_gradcheck");
 }
