@@ -363,6 +363,8 @@ static int command_main(int argc, char **argv, enum command command)
     }
     a->print = 1;
     a->o.on_stall = stalled;
+    if (a->quiet) /* StarPU's own notes (perf models still calibrating, ...) too, unless asked for */
+        setenv("STARPU_SILENT", "1", 0);
     if (a->o.mpi) {
         sp_status s = sp_mpi_init(&argc, &argv);
         if (s != SP_OK) {
