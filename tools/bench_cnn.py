@@ -27,14 +27,13 @@ on first use).
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from cnn_reference import build_cnn  # noqa: E402
+from bench_common import interleaved, pick_cores, pin, timed_steps  # noqa: E402
 from gpt_reference import ensure_torch  # noqa: E402
 
 
@@ -58,17 +57,8 @@ def torch_worker(a):
         loss.backward()
         opt.step()
 
-    for i in range(a.warmup):
-        step(i)
-    t0 = time.perf_counter()
-    for i in range(a.steps):
-        step(i)
-    dt = time.perf_counter() - t0
+    dt = timed_steps(step, a.warmup, a.steps)
     print(json.dumps({"samples_per_s": a.steps * a.batch / dt}))
-
-
-def pin(cores):
-    return (lambda: os.sched_setaffinity(0, cores)) if cores else None
 
 
 def run_starpipe(a, cores, stages, micro):
@@ -116,8 +106,7 @@ def main():
     if a.torch_worker:
         return torch_worker(a)
 
-    avail = sorted(os.sched_getaffinity(0))
-    cores = [int(c) for c in a.cores.split(",")] if a.cores else avail[:2]
+    cores = pick_cores(a.cores)
     configs = [("starpipe K=1", lambda: run_starpipe(a, cores, 1, 1))]
     for m in (int(x) for x in a.micro.split(",") if x):
         if a.batch % m == 0:
@@ -125,12 +114,7 @@ def main():
     configs += [(f"PyTorch {t} thread{'s' if t > 1 else ''}", lambda t=t: run_torch(a, cores, t)) for t in (1, 2)]
     print(f"bench_cnn: CNN widths {a.widths}, {a.blocks} block(s) per layer, {a.groups} groups, batch {a.batch} "
           f"of 1x28x28; {a.warmup} + {a.steps} steps per run, {a.rounds} rounds, cores {cores}", file=sys.stderr)
-    results = {name: [] for name, _ in configs}
-    for r in range(a.rounds):
-        for name, fn in configs:
-            results[name].append(fn())
-        print(f"bench_cnn: round {r + 1} of {a.rounds} done", file=sys.stderr)
-    med = {name: statistics.median(v) for name, v in results.items()}
+    results, med = interleaved(configs, a.rounds, "bench_cnn")
     print(f"{'configuration':<22} {'images/s (median)':>18} {'min':>10} {'max':>10}")
     for name, v in results.items():
         print(f"{name:<22} {med[name]:>18.1f} {min(v):>10.1f} {max(v):>10.1f}")

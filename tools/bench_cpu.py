@@ -48,6 +48,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from bench_common import interleaved, pick_cores, pin, timed_steps  # noqa: E402
 from gpt_reference import ensure_torch  # noqa: E402
 
 MODELS = {
@@ -55,10 +56,6 @@ MODELS = {
     "large": dict(inputs=1024, hidden=[1024] * 4, classes=10, batch=512, steps=40, warmup=5),
 }
 FASHION = "/usr/share/datasets/fashion-mnist"
-
-
-def pin(cores):
-    return (lambda: os.sched_setaffinity(0, cores)) if cores else None
 
 
 def quiet_env(threads=1):
@@ -93,14 +90,18 @@ def build_ops(torch, m):
     return ops
 
 
+def random_batches(torch, m):
+    """Four batches of random inputs and labels, x (4B, inputs) and y (4B); batch i is rows [iB, (i+1)B)."""
+    return torch.randn(m["batch"] * 4, m["inputs"]), torch.randint(0, m["classes"], (m["batch"] * 4,))
+
+
 def eager_worker(a, m):
     import torch
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     model = torch.nn.Sequential(*build_ops(torch, m))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x = torch.randn(m["batch"] * 4, m["inputs"])
-    y = torch.randint(0, m["classes"], (m["batch"] * 4,))
+    x, y = random_batches(torch, m)
     b = m["batch"]
 
     def step(i):
@@ -110,12 +111,7 @@ def eager_worker(a, m):
         loss.backward()
         opt.step()
 
-    for i in range(m["warmup"]):
-        step(i)
-    t0 = time.perf_counter()
-    for i in range(m["steps"]):
-        step(i)
-    print(json.dumps({"samples_per_s": m["steps"] * b / (time.perf_counter() - t0)}))
+    print(json.dumps({"samples_per_s": m["steps"] * b / timed_steps(step, m["warmup"], m["steps"])}))
 
 
 def pipe_worker(a, m):
@@ -143,8 +139,7 @@ def pipe_worker(a, m):
     kind = ScheduleGPipe if a.schedule == "gpipe" else Schedule1F1B
     sched = kind(stage, n_microbatches=a.micro, loss_fn=torch.nn.functional.cross_entropy)
     opt = torch.optim.SGD(sub.parameters(), lr=0.05, momentum=0.9)
-    x = torch.randn(m["batch"] * 4, m["inputs"])
-    y = torch.randint(0, m["classes"], (m["batch"] * 4,))
+    x, y = random_batches(torch, m)
     b = m["batch"]
 
     def step(i):
@@ -156,14 +151,7 @@ def pipe_worker(a, m):
             sched.step(target=y[j:j + b], losses=[])
         opt.step()
 
-    for i in range(m["warmup"]):
-        step(i)
-    dist.barrier()
-    t0 = time.perf_counter()
-    for i in range(m["steps"]):
-        step(i)
-    dist.barrier()
-    dt = time.perf_counter() - t0
+    dt = timed_steps(step, m["warmup"], m["steps"], sync=dist.barrier)
     if rank == 0:
         print(json.dumps({"samples_per_s": m["steps"] * b / dt}))
     dist.destroy_process_group()
@@ -306,12 +294,7 @@ def run_models(a, cores):
         print(f"bench_cpu: {name}: {m['inputs']} -> {' -> '.join(map(str, m['hidden']))} -> {m['classes']}, "
               f"batch {m['batch']}, cut at ops {starts}; {m['warmup']} + {m['steps']} steps per run, "
               f"{a.rounds} rounds, cores {cores}", file=sys.stderr)
-        results = {n: [] for n, _ in configs}
-        for r in range(a.rounds):
-            for n, fn in configs:
-                results[n].append(fn())
-            print(f"bench_cpu: {name}: round {r + 1} of {a.rounds} done", file=sys.stderr)
-        med = {n: statistics.median(v) for n, v in results.items()}
+        results, med = interleaved(configs, a.rounds, f"bench_cpu: {name}")
         print(f"\n{name} model ({m['inputs']}-{'-'.join(map(str, m['hidden']))}-{m['classes']}, batch {m['batch']})")
         print(f"{'configuration':<34} {'samples/s (median)':>19} {'min':>9} {'max':>9}")
         for n, v in results.items():
@@ -358,8 +341,7 @@ def main():
         return main_job_worker(a)
     if not os.path.exists(a.bin):
         sys.exit(f"bench_cpu: {a.bin} is missing (bash scripts/build.sh)")
-    avail = sorted(os.sched_getaffinity(0))
-    cores = [int(c) for c in a.cores.split(",")] if a.cores else avail[:2]
+    cores = pick_cores(a.cores)
     if len(cores) != 2:
         sys.exit(f"bench_cpu: needs two cores, got {cores}")
     if a.main_job:

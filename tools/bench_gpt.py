@@ -26,13 +26,12 @@ virtual environment as for gpt_reference.py ($STARPIPE_VENV, else
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from bench_common import interleaved, pick_cores, pin, timed_steps  # noqa: E402
 from gpt_reference import build_model, ensure_torch  # noqa: E402
 
 DEFAULT_TEXT = "/usr/local/share/starpipe/shakespeare.txt"
@@ -59,17 +58,8 @@ def torch_worker(a):
         loss.backward()
         opt.step()
 
-    for i in range(a.warmup):
-        step(i)
-    t0 = time.perf_counter()
-    for i in range(a.steps):
-        step(i)
-    dt = time.perf_counter() - t0
+    dt = timed_steps(step, a.warmup, a.steps)
     print(json.dumps({"tokens_per_s": a.steps * n_tok / dt}))
-
-
-def pin(cores):
-    return (lambda: os.sched_setaffinity(0, cores)) if cores else None
 
 
 def run_starpipe(a, cores, stages, micro):
@@ -124,8 +114,7 @@ def main():
         sys.exit(f"bench_gpt: {a.text} is missing (run scripts/setup.sh, or give --text PATH)")
     with open(a.text, encoding="utf-8") as f:
         a.vocab = len(set(f.read()))
-    avail = sorted(os.sched_getaffinity(0))
-    cores = [int(c) for c in a.cores.split(",")] if a.cores else avail[:2]
+    cores = pick_cores(a.cores)
     configs = [("starpipe K=1", lambda: run_starpipe(a, cores, 1, 1))]
     for m in (int(x) for x in a.micro.split(",") if x):
         if a.batch % m == 0:
@@ -134,12 +123,7 @@ def main():
     print(f"bench_gpt: GPT {a.layers} layers, {a.heads} heads, {a.embd} wide, context {a.context}, vocabulary "
           f"{a.vocab}, batch {a.batch}; {a.warmup} + {a.steps} steps per run, {a.rounds} rounds, cores {cores}",
           file=sys.stderr)
-    results = {name: [] for name, _ in configs}
-    for r in range(a.rounds):
-        for name, fn in configs:
-            results[name].append(fn())
-        print(f"bench_gpt: round {r + 1} of {a.rounds} done", file=sys.stderr)
-    med = {name: statistics.median(v) for name, v in results.items()}
+    results, med = interleaved(configs, a.rounds, "bench_gpt")
     print(f"{'configuration':<22} {'tokens/s (median)':>18} {'min':>10} {'max':>10}")
     for name, v in results.items():
         print(f"{name:<22} {med[name]:>18.0f} {min(v):>10.0f} {max(v):>10.0f}")
