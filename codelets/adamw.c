@@ -18,8 +18,8 @@
 // gradient blocks are summed into a local array first (g[0] + g[1] + … in
 // that order, as before), so that the update loop has no inner loop and
 // vectorises.
-void adamw_update_cpu(float *p, const float *const *g, int n_grads, float *state, long n,
-                      const struct sp_opt_args *a)
+void adamw_update_cpu_part(float *p, const float *const *g, int n_grads, float *state, long n, long lo, long hi,
+                           const struct sp_opt_args *a)
 {
     float *m = state, *v = state + n;
     const float bc1 = 1.0f - powf(a->beta1, (float)a->step);
@@ -27,8 +27,8 @@ void adamw_update_cpu(float *p, const float *const *g, int n_grads, float *state
     const float decay = 1.0f - a->lr * a->weight_decay;
     const float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps;
     float sum[SP_OPT_CHUNK];
-    for (long i0 = 0; i0 < n; i0 += SP_OPT_CHUNK) {
-        const long c = n - i0 < SP_OPT_CHUNK ? n - i0 : SP_OPT_CHUNK;
+    for (long i0 = lo; i0 < hi; i0 += SP_OPT_CHUNK) {
+        const long c = hi - i0 < SP_OPT_CHUNK ? hi - i0 : SP_OPT_CHUNK;
         const float *grad = sp_opt_grad_sum(g, n_grads, i0, c, sum);
         float *restrict pp = p + i0, *restrict mm = m + i0, *restrict vv = v + i0;
         for (long i = 0; i < c; i++) {
@@ -41,4 +41,10 @@ void adamw_update_cpu(float *p, const float *const *g, int n_grads, float *state
             pp[i] = pp[i] * decay - lr * (mi / bc1) / (sqrtf(vi / bc2) + eps);
         }
     }
+}
+
+void adamw_update_cpu(float *p, const float *const *g, int n_grads, float *state, long n,
+                      const struct sp_opt_args *a)
+{
+    adamw_update_cpu_part(p, g, n_grads, state, n, 0, n, a);
 }

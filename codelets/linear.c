@@ -17,40 +17,67 @@
 void linear_forward_cuda(const struct sp_op_call *c);
 void linear_backward_cuda(const struct sp_op_call *c);
 
+/* The products are cut into tiles of LINEAR_TILE output columns (rows of W),
+ * whatever the team: the ranks of a parallel task take tiles round robin, a
+ * team of one runs them all, and each output element is computed by the same
+ * sgemm call either way (sp_team in sp_codelets.h). */
+#define LINEAR_TILE 512
+
+static int tiles(int n) { return (n + LINEAR_TILE - 1) / LINEAR_TILE; }
+
 // y is (rows, out), x is (rows, in), W is (out, in), b is (out)
 static void linear_forward_cpu(const struct sp_op_call *c)
 {
     const int in = sp_call_cols(c), out = c->attr->features;
     const long rows = sp_call_rows(c);
     const float *b = c->w[1];
-    float beta = 0.0f;
-    if (b) {
-        for (long r = 0; r < rows; r++)
-            for (int j = 0; j < out; j++)
-                c->y[r * out + j] = b[j];
-        beta = 1.0f;
+    for (int t = 0; t < tiles(out); t++) {
+        if (!sp_team_owns(&c->team, t))
+            continue;
+        const int j0 = t * LINEAR_TILE, n = out - j0 < LINEAR_TILE ? out - j0 : LINEAR_TILE;
+        float beta = 0.0f;
+        if (b) {
+            for (long r = 0; r < rows; r++)
+                for (int j = j0; j < j0 + n; j++)
+                    c->y[r * out + j] = b[j];
+            beta = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, n, in, 1.0f, c->x[0], in,
+                    c->w[0] + (long)j0 * in, in, beta, c->y + j0, out);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, out, in, 1.0f, c->x[0], in, c->w[0], in, beta,
-                c->y, out);
 }
 
 // dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dW skips that part
-// (zero-bubble schedules compute them in separate tasks)
+// (zero-bubble schedules compute them in separate tasks). The two products
+// cost the same: with both, each is one tile of its own, whole (no operand
+// is packed twice), else the one there is is cut into tiles as forward's.
 static void linear_backward_cpu(const struct sp_op_call *c)
 {
     const int in = sp_call_cols(c), out = c->attr->features;
     const int rows = (int)sp_call_rows(c);
-    if (c->dx[0])
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, c->dy, out, c->w[0], in, 1.0f,
-                    c->dx[0], in);
-    if (c->dw[0])
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f, c->dy, out, c->x[0], in, 1.0f,
-                    c->dw[0], in);
-    float *db = c->dw[1];
-    if (db)
-        for (long r = 0; r < rows; r++)
-            for (int j = 0; j < out; j++)
-                db[j] += c->dy[r * out + j];
+    const int both = c->dx[0] && (c->dw[0] || c->dw[1]);
+    const int dx_cols = both ? in : LINEAR_TILE, dw_rows = both ? out : LINEAR_TILE;
+    const int dx_tiles = c->dx[0] ? (in + dx_cols - 1) / dx_cols : 0;
+    const int dw_tiles = c->dw[0] || c->dw[1] ? (out + dw_rows - 1) / dw_rows : 0;
+    for (int t = 0; t < dx_tiles + dw_tiles; t++) {
+        if (!sp_team_owns(&c->team, t))
+            continue;
+        if (t < dx_tiles) {
+            const int i0 = t * dx_cols, n = in - i0 < dx_cols ? in - i0 : dx_cols;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, out, 1.0f, c->dy, out, c->w[0] + i0, in,
+                        1.0f, c->dx[0] + i0, in);
+            continue;
+        }
+        const int j0 = (t - dx_tiles) * dw_rows, n = out - j0 < dw_rows ? out - j0 : dw_rows;
+        if (c->dw[0])
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, in, rows, 1.0f, c->dy + j0, out, c->x[0], in,
+                        1.0f, c->dw[0] + (long)j0 * in, in);
+        float *db = c->dw[1];
+        if (db)
+            for (long r = 0; r < rows; r++)
+                for (int j = j0; j < j0 + n; j++)
+                    db[j] += c->dy[r * out + j];
+    }
 }
 
 static int linear_shape(const sp_shape *x, const struct sp_op_attr *a, sp_shape *y, char *err, size_t n)
@@ -97,6 +124,7 @@ const struct sp_op_info sp_op_linear = {
     .backward_flops = linear_backward_flops,
     .forward_cpu = linear_forward_cpu,
     .backward_cpu = linear_backward_cpu,
+    .team = 1,
     .forward_cuda = SP_CUDA(linear_forward_cuda),
     .backward_cuda = SP_CUDA(linear_backward_cuda),
     /* GEMMs sum in another order on the GPU (≈ in·eps) */

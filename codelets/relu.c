@@ -10,10 +10,11 @@ void relu_backward_cuda(const struct sp_op_call *c);
 // y, x have the same shape
 SP_VECTOR_CLONES static void relu_forward_cpu(const struct sp_op_call *c)
 {
-    const long n = sp_call_numel(c);
+    long lo, n;
+    sp_team_range(&c->team, sp_call_numel(c), &lo, &n);
     const float *restrict x = c->x[0];
     float *restrict y = c->y;
-    for (long i = 0; i < n; i++)
+    for (long i = lo; i < n; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
@@ -22,12 +23,13 @@ SP_VECTOR_CLONES static void relu_forward_cpu(const struct sp_op_call *c)
 // other elements' bits as they were
 SP_VECTOR_CLONES static void relu_backward_cpu(const struct sp_op_call *c)
 {
-    const long n = sp_call_numel(c);
+    long lo, n;
+    sp_team_range(&c->team, sp_call_numel(c), &lo, &n);
     if (!c->dx[0])
         return;
     const float *restrict x = c->x[0], *restrict dy = c->dy;
     float *restrict dx = c->dx[0];
-    for (long i = 0; i < n; i++)
+    for (long i = lo; i < n; i++)
         dx[i] = x[i] > 0.0f ? dx[i] + dy[i] : dx[i];
 }
 
@@ -48,6 +50,7 @@ const struct sp_op_info sp_op_relu = {
     .backward_flops = relu_backward_flops,
     .forward_cpu = relu_forward_cpu,
     .backward_cpu = relu_backward_cpu,
+    .team = 1,
     .forward_cuda = SP_CUDA(relu_forward_cuda),
     .backward_cuda = SP_CUDA(relu_backward_cuda),
     /* inputs away from the kink at 0; no rounding at all on the GPU */

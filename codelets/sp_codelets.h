@@ -103,6 +103,46 @@ struct sp_param_decl {
     float init_arg;
 };
 
+/* ---- teams: one stage task on several CPU cores ---------------------------
+ *
+ * Under a policy that runs parallel tasks (pheft, peager), StarPU may give a
+ * stage task to a combined worker: every core of it calls the codelet (the
+ * codelets are STARPU_SPMD) with the same buffers, each knowing its rank.
+ * Ops whose table row sets .team split their CPU work among the ranks —
+ * matrix products by tiles of output columns whose bounds depend on the
+ * shapes only, never on the team's size, so every output element comes from
+ * the same BLAS call whichever core runs it and the weights stay
+ * bit-identical; element-wise work by ranges. The other ops run on rank 0.
+ * The ranks meet at a barrier after each op. Outside a parallel task (any
+ * other policy, CUDA workers, calibration) the team is one rank. */
+struct sp_team_sync {
+    int count, gen, sleepers; /* a sense-reversing barrier (team.c) */
+};
+struct sp_team {
+    int rank, size;            /* size 0 is read as 1 (a zeroed sp_op_call) */
+    struct sp_team_sync *sync; /* shared by the ranks of one task; NULL when size <= 1 */
+};
+
+static inline int sp_team_size(const struct sp_team *t) { return t->size > 1 ? t->size : 1; }
+static inline int sp_team_rank(const struct sp_team *t) { return t->size > 1 ? t->rank : 0; }
+
+/* Every rank waits until all have arrived (team.c): it spins a little,
+ * then sleeps, so that a rank whose core the application's thread took
+ * (submitting the next step) can get a core back. */
+void sp_team_barrier(const struct sp_team *t);
+
+/* This rank's part [*lo, *hi) of n independent items (element-wise work),
+ * cut at multiples of 16 so that vector loops keep whole vectors. */
+static inline void sp_team_range(const struct sp_team *t, long n, long *lo, long *hi)
+{
+    const long size = sp_team_size(t), rank = sp_team_rank(t);
+    *lo = rank == 0 ? 0 : (n * rank / size) & ~15L;
+    *hi = rank == size - 1 ? n : (n * (rank + 1) / size) & ~15L;
+}
+
+/* Tile i of a team's tiles is this rank's: round robin. */
+static inline int sp_team_owns(const struct sp_team *t, long i) { return i % sp_team_size(t) == sp_team_rank(t); }
+
 /* One op as a kernel sees it. Forward writes y (and aux); backward
  * accumulates (+=) into dx and dw; a NULL dx[i] means that input's gradient
  * is not needed, a NULL dw[k] that the parameter gradients are computed
@@ -128,6 +168,7 @@ struct sp_op_call {
     int op_id;                            /* the op's index in the graph */
     int train;                            /* 0: evaluation (dropout is the identity) */
     int tf32;                             /* CUDA: matrix products may use TF32 tensor cores */
+    struct sp_team team;                  /* CPU: the ranks running this op (ops with .team split by it) */
 };
 
 /* A loss as its kernel sees it: writes dpred = d(loss)/d(pred) and returns the
@@ -183,6 +224,7 @@ struct sp_op_info {
     double (*flops)(const sp_shape *x, const sp_shape *y, const struct sp_op_attr *a);
     double (*backward_flops)(const sp_shape *x, const sp_shape *y, const struct sp_op_attr *a, int needs_dx);
     sp_op_kernel_fn forward_cpu, backward_cpu;
+    int team;                           /* the CPU kernels split their work by sp_op_call.team (above) */
     /* CUDA (NULL when built without CUDA): same contracts, device pointers,
      * asynchronous on the worker's stream */
     sp_op_kernel_fn forward_cuda, backward_cuda;
@@ -299,6 +341,7 @@ struct sp_stage_args {
     long step;                        /* 1-based training step; 0 for evaluation */
     int m;                            /* micro-batch */
     int train;                        /* 0: evaluation (no dropout) */
+    struct sp_team_sync team;         /* the ranks of a parallel (SPMD) run of this task meet here */
 };
 
 /* The buffers of a stage task, by name: each field is the buffer's index in
@@ -395,6 +438,12 @@ struct sp_opt_args {
  * in that order: the uses of a shared parameter); state n floats for SGD,
  * 2n for AdamW. The gradients are left as they are. */
 void sgd_update_cpu(float *p, const float *const *g, int n_grads, float *state, long n, const struct sp_opt_args *a);
+/* The same for elements [lo, hi) only (the ranks of a parallel update task;
+ * element-wise, so any split gives the same bits). */
+void sgd_update_cpu_part(float *p, const float *const *g, int n_grads, float *state, long n, long lo, long hi,
+                         const struct sp_opt_args *a);
+void adamw_update_cpu_part(float *p, const float *const *g, int n_grads, float *state, long n, long lo, long hi,
+                           const struct sp_opt_args *a);
 
 /* The CPU optimizers work in chunks of SP_OPT_CHUNK elements: the gradient of
  * elements [i0, i0 + c) is g[0] itself for one block, else g[0] + g[1] + …

@@ -32,6 +32,7 @@
  */
 #include "sp_codelets.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* ---- the buffers of each task -------------------------------------------- */
@@ -111,6 +112,7 @@ struct stage_run {
     float *shared_grad[SP_STAGE_MAX_BUFFERS]; /* NULL in tasks that add no parameter gradients */
     size_t shared_grad_n[SP_STAGE_MAX_BUFFERS];
     float *op_work;                           /* the ops' scratch (forward and backward) */
+    struct sp_team team;                      /* the cores running this task (one but under SPMD) */
 };
 
 #define BUF(i) ((float *)STARPU_VECTOR_GET_PTR(buffers[i]))
@@ -119,7 +121,11 @@ static struct stage_run stage_run(const struct sp_backend *be, void *buffers[], 
                                   struct sp_stage_slots *slots)
 {
     const struct sp_stage_args *a = cl_arg;
-    struct stage_run r = {.be = be, .d = a->desc, .args = a};
+    struct stage_run r = {.be = be, .d = a->desc, .args = a, .team = {.rank = 0, .size = 1}};
+    if (!be->cuda && starpu_combined_worker_get_size() > 1)
+        r.team = (struct sp_team){.rank = starpu_combined_worker_get_rank(),
+                                  .size = starpu_combined_worker_get_size(),
+                                  .sync = (struct sp_team_sync *)&a->team};
     sp_stage_slots(a->desc, pass, slots);
     r.params = BUF(slots->params);
     r.dparams = slots->dparams >= 0 ? BUF(slots->dparams) : NULL;
@@ -132,13 +138,31 @@ static struct stage_run stage_run(const struct sp_backend *be, void *buffers[], 
     return r;
 }
 
-static void copy_blocks(const struct sp_backend *be, float *dst, const float *src, long rows,
-                        const struct sp_stage_copy *c, int n, int to_stash)
+/* This rank's part of a copy or a zeroing (the whole of it in a team of one). */
+static void team_copy(const struct stage_run *r, float *dst, const float *src, long n)
 {
+    long lo, hi;
+    sp_team_range(&r->team, n, &lo, &hi);
+    if (hi > lo)
+        r->be->copy(dst + lo, src + lo, (size_t)(hi - lo));
+}
+
+static void team_zero(const struct stage_run *r, float *dst, long n)
+{
+    long lo, hi;
+    sp_team_range(&r->team, n, &lo, &hi);
+    if (hi > lo)
+        r->be->zero(dst + lo, (size_t)(hi - lo));
+}
+
+static void copy_blocks(const struct stage_run *r, float *dst, const float *src, const struct sp_stage_copy *c,
+                        int n, int to_stash)
+{
+    const long rows = r->d->rows;
     for (int i = 0; i < n; i++) {
         long d = to_stash ? c[i].stash_off : c[i].act_off;
         long s = to_stash ? c[i].act_off : c[i].stash_off;
-        be->copy(dst + rows * d, src + rows * s, (size_t)(rows * c[i].numel));
+        team_copy(r, dst + rows * d, src + rows * s, rows * c[i].numel);
     }
 }
 
@@ -174,15 +198,20 @@ static void bind_op(struct sp_op_call *call, const struct stage_run *r, const st
     call->op_id = op->op_id;
     call->train = r->args->train;
     call->tf32 = r->d->tf32;
+    call->team = r->team;
 }
 
+/* One op by the whole team: split by the op's kernel (.team), else run by
+ * rank 0; the ranks then wait for each other (the next op reads it all). */
 static void run_op(const struct sp_backend *be, const struct sp_op_call *call, const struct sp_op_info *info,
                    int backward)
 {
     sp_op_kernel_fn fn = backward ? (be->cuda ? info->backward_cuda : info->backward_cpu)
                                   : (be->cuda ? info->forward_cuda : info->forward_cpu);
     STARPU_ASSERT_MSG(fn, "op %s has no %s kernel", info->name, be->cuda ? "CUDA" : "CPU");
-    fn(call);
+    if (info->team || sp_team_rank(&call->team) == 0)
+        fn(call);
+    sp_team_barrier(&call->team);
 }
 
 static void run_forward(const struct stage_run *r, float *act)
@@ -201,7 +230,8 @@ static float *activations(const struct stage_run *r, float *stash, float *work)
 {
     if (!r->d->recompute)
         return stash;
-    r->be->copy(work, stash, (size_t)(r->d->rows * r->d->in_numel));
+    team_copy(r, work, stash, r->d->rows * r->d->in_numel);
+    sp_team_barrier(&r->team);
     run_forward(r, work);
     return work;
 }
@@ -212,18 +242,21 @@ static void zero_param_grads(const struct stage_run *r)
     if (r->args->m != 0)
         return;
     if (r->dparams && r->d->nparams)
-        r->be->zero(r->dparams, (size_t)r->d->nparams);
+        team_zero(r, r->dparams, r->d->nparams);
     for (int i = 0; i < r->d->n_shared_grads; i++)
-        r->be->zero(r->shared_grad[i], r->shared_grad_n[i]);
+        team_zero(r, r->shared_grad[i], (long)r->shared_grad_n[i]);
 }
 
 /* Gradients of every tensor into grads (stash layout): seeded from grad_in,
- * then the ops in reverse. */
+ * then the ops in reverse. The parameter gradients' zeroing (micro-batch 0)
+ * must come before: the barrier here also covers it. */
 static void run_backward(const struct stage_run *r, float *act, float *grads, const float *grad_in, int param_grads)
 {
     const struct sp_stage_desc *d = r->d;
-    r->be->zero(grads, (size_t)(d->rows * d->grad_numel));
-    copy_blocks(r->be, grads, grad_in, d->rows, d->out, d->n_out, 1);
+    team_zero(r, grads, d->rows * d->grad_numel);
+    sp_team_barrier(&r->team); /* the zeroing is split differently from the copies below */
+    copy_blocks(r, grads, grad_in, d->out, d->n_out, 1);
+    sp_team_barrier(&r->team);
     for (int i = d->n_ops - 1; i >= 0; i--) {
         struct sp_op_call call;
         bind_op(&call, r, &d->ops[i], act, grads, 1, param_grads);
@@ -240,11 +273,12 @@ static void stage_forward(const struct sp_backend *be, void *buffers[], void *cl
     float *work = sl.work >= 0 ? BUF(sl.work) : NULL;
     float *act = d->recompute ? work : BUF(sl.stash);
     r.op_work = work ? work + (d->recompute ? d->rows * d->stash_numel : 0) : NULL;
-    copy_blocks(be, act, BUF(sl.act), d->rows, d->in, d->n_in, 1);
+    copy_blocks(&r, act, BUF(sl.act), d->in, d->n_in, 1);
+    sp_team_barrier(&r.team);
     if (d->recompute)
-        be->copy(BUF(sl.stash), act, (size_t)(d->rows * d->in_numel));
+        team_copy(&r, BUF(sl.stash), act, d->rows * d->in_numel);
     run_forward(&r, act);
-    copy_blocks(be, BUF(sl.next_act), act, d->rows, d->out, d->n_out, 0);
+    copy_blocks(&r, BUF(sl.next_act), act, d->out, d->n_out, 0);
 }
 
 /* B (fused): work = gradients | re-materialised activations | ops' scratch.
@@ -262,7 +296,7 @@ static void stage_backward(const struct sp_backend *be, void *buffers[], void *c
         zero_param_grads(&r);
     run_backward(&r, act, grads, BUF(sl.grad_next), !d->split_backward);
     if (sl.grad >= 0)
-        copy_blocks(be, BUF(sl.grad), grads, d->rows, d->in, d->n_in, 0);
+        copy_blocks(&r, BUF(sl.grad), grads, d->in, d->n_in, 0);
 }
 
 /* W: each op's parameter gradients from the output gradients Bi kept; no
@@ -276,6 +310,7 @@ static void stage_backward_weight(const struct sp_backend *be, void *buffers[], 
     float *act = d->recompute ? grads + d->rows * d->grad_numel : BUF(sl.stash);
     r.op_work = BUF(sl.work);
     zero_param_grads(&r);
+    sp_team_barrier(&r.team);
     for (int i = d->n_ops - 1; i >= 0; i--) {
         struct sp_op_call call;
         if (!d->ops[i].n_params)
@@ -441,6 +476,8 @@ STAGE_MODEL(backward_weight_model, "starpipe_stage_backward_weight");
 
 /* Every stage codelet's buffer count varies (sp_stage_slots). */
 struct starpu_codelet sp_cl_stage_forward = {
+    .type = STARPU_SPMD, /* a parallel-task policy may run it on several cores (sp_team) */
+    .max_parallelism = INT_MAX,
     .cpu_funcs = {stage_forward_cpu},
     .cpu_funcs_name = {"stage_forward_cpu"},
     .cuda_funcs = {SP_CUDA(stage_forward_cuda)},
@@ -451,6 +488,8 @@ struct starpu_codelet sp_cl_stage_forward = {
 };
 
 struct starpu_codelet sp_cl_stage_backward = {
+    .type = STARPU_SPMD, /* a parallel-task policy may run it on several cores (sp_team) */
+    .max_parallelism = INT_MAX,
     .cpu_funcs = {stage_backward_cpu},
     .cpu_funcs_name = {"stage_backward_cpu"},
     .cuda_funcs = {SP_CUDA(stage_backward_cuda)},
@@ -462,6 +501,8 @@ struct starpu_codelet sp_cl_stage_backward = {
 
 /* The same code as B; its own codelet so that its perf model is its own. */
 struct starpu_codelet sp_cl_stage_backward_input = {
+    .type = STARPU_SPMD, /* a parallel-task policy may run it on several cores (sp_team) */
+    .max_parallelism = INT_MAX,
     .cpu_funcs = {stage_backward_cpu},
     .cpu_funcs_name = {"stage_backward_cpu"},
     .cuda_funcs = {SP_CUDA(stage_backward_cuda)},
@@ -472,6 +513,8 @@ struct starpu_codelet sp_cl_stage_backward_input = {
 };
 
 struct starpu_codelet sp_cl_stage_backward_weight = {
+    .type = STARPU_SPMD, /* a parallel-task policy may run it on several cores (sp_team) */
+    .max_parallelism = INT_MAX,
     .cpu_funcs = {stage_backward_weight_cpu},
     .cpu_funcs_name = {"stage_backward_weight_cpu"},
     .cuda_funcs = {SP_CUDA(stage_backward_weight_cuda)},

@@ -9,29 +9,48 @@
  */
 #include "sp_codelets.h"
 
-typedef void (*sp_update_fn)(float *p, const float *const *g, int n_grads, float *state, long n,
-                             const struct sp_opt_args *a);
+#include <limits.h>
 
-static void update(void *buffers[], const struct sp_opt_args *a, sp_update_fn sgd, sp_update_fn adamw)
+typedef void (*sp_update_part_fn)(float *p, const float *const *g, int n_grads, float *state, long n, long lo,
+                                  long hi, const struct sp_opt_args *a);
+
+/* The buffers of U: params, state, gradients; returns the element count. */
+static long update_buffers(void *buffers[], float **p, float **state, const float **g, int *n_grads)
 {
     struct starpu_task *task = starpu_task_get_current();
-    float *p = (float *)STARPU_VECTOR_GET_PTR(buffers[0]);
-    float *state = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
-    const float *g[SP_OPT_MAX_GRADS];
-    const int n_grads = (int)STARPU_TASK_GET_NBUFFERS(task) - 2;
-    STARPU_ASSERT_MSG(n_grads >= 1 && n_grads <= SP_OPT_MAX_GRADS, "update: %d gradient blocks", n_grads);
-    for (int k = 0; k < n_grads; k++)
+    *p = (float *)STARPU_VECTOR_GET_PTR(buffers[0]);
+    *state = (float *)STARPU_VECTOR_GET_PTR(buffers[1]);
+    *n_grads = (int)STARPU_TASK_GET_NBUFFERS(task) - 2;
+    STARPU_ASSERT_MSG(*n_grads >= 1 && *n_grads <= SP_OPT_MAX_GRADS, "update: %d gradient blocks", *n_grads);
+    for (int k = 0; k < *n_grads; k++)
         g[k] = (const float *)STARPU_VECTOR_GET_PTR(buffers[2 + k]);
-    long n = (long)STARPU_VECTOR_GET_NX(buffers[0]);
-    (a->type == SP_OPTIMIZER_ADAMW ? adamw : sgd)(p, g, n_grads, state, n, a);
+    return (long)STARPU_VECTOR_GET_NX(buffers[0]);
 }
 
-static void update_cpu(void *buffers[], void *cl_arg) { update(buffers, cl_arg, sgd_update_cpu, adamw_update_cpu); }
+/* On the CPU every rank of a parallel task (sp_team) updates its range. */
+static void update_cpu(void *buffers[], void *cl_arg)
+{
+    const struct sp_opt_args *a = cl_arg;
+    float *p, *state;
+    const float *g[SP_OPT_MAX_GRADS];
+    int n_grads;
+    const long n = update_buffers(buffers, &p, &state, g, &n_grads);
+    const struct sp_team team = {.rank = starpu_combined_worker_get_rank(), .size = starpu_combined_worker_get_size()};
+    long lo, hi;
+    sp_team_range(&team, n, &lo, &hi);
+    sp_update_part_fn fn = a->type == SP_OPTIMIZER_ADAMW ? adamw_update_cpu_part : sgd_update_cpu_part;
+    fn(p, g, n_grads, state, n, lo, hi, a);
+}
 
 #ifdef SP_HAVE_CUDA
 static void update_cuda(void *buffers[], void *cl_arg)
 {
-    update(buffers, cl_arg, sgd_update_cuda, adamw_update_cuda);
+    const struct sp_opt_args *a = cl_arg;
+    float *p, *state;
+    const float *g[SP_OPT_MAX_GRADS];
+    int n_grads;
+    const long n = update_buffers(buffers, &p, &state, g, &n_grads);
+    (a->type == SP_OPTIMIZER_ADAMW ? adamw_update_cuda : sgd_update_cuda)(p, g, n_grads, state, n, a);
 }
 #endif
 
@@ -57,6 +76,8 @@ static struct starpu_perfmodel update_model = {
 };
 
 struct starpu_codelet sp_cl_update = {
+    .type = STARPU_SPMD, /* element-wise: the ranks of a combined worker split it (update_cpu) */
+    .max_parallelism = INT_MAX,
     .cpu_funcs = {update_cpu},
     .cpu_funcs_name = {"update_cpu"},
     .cuda_funcs = {SP_CUDA(update_cuda)},

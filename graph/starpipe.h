@@ -419,6 +419,9 @@ typedef struct sp_task_event {
     int worker;       /* StarPU worker id within its rank */
     long step;        /* 1-based training step; 0 for evaluation */
     double start_us, end_us;
+    int team;         /* cores the task ran on: 1, or under a parallel-task policy (pheft, peager) the
+                         size of its combined worker, which gives one event per core (same times) */
+    int team_rank;    /* this core's rank in the team (0: the task's own event; count tasks by it) */
 } sp_task_event;
 
 /* The events recorded so far on this rank (waits for every submitted task

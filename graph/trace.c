@@ -42,20 +42,31 @@ void sp_trace_record(void *arg)
     sp_task_event e = {.name = a->tag->name, .pass = a->tag->pass, .stage = a->tag->stage,
                        .microbatch = a->tag->microbatch, .rank = tr->rank, .worker = info->workerid, .step = a->step,
                        .start_us = starpu_timing_timespec_to_us(&info->start_time) - tr->t0_us,
-                       .end_us = starpu_timing_timespec_to_us(&info->end_time) - tr->t0_us};
+                       .end_us = starpu_timing_timespec_to_us(&info->end_time) - tr->t0_us, .team = 1};
+    /* a parallel task: the callback runs on its first core, still known as
+     * a member of the combined worker that ran it; every core was busy */
+    int team = 1, *members = &e.worker;
+    if (starpu_combined_worker_get_size() > 1)
+        starpu_combined_worker_get_description(starpu_combined_worker_get_id(), &team, &members);
     pthread_mutex_lock(&tr->lock);
-    if (tr->n == tr->cap && !tr->oom) {
-        size_t cap = tr->cap ? 2 * tr->cap : 1024;
-        void *p = realloc(tr->ev, cap * sizeof(*tr->ev));
-        if (p) {
-            tr->ev = p;
-            tr->cap = cap;
-        } else {
-            tr->oom = 1;
+    for (int r = 0; r < team; r++) {
+        if (tr->n == tr->cap && !tr->oom) {
+            size_t cap = tr->cap ? 2 * tr->cap : 1024;
+            void *p = realloc(tr->ev, cap * sizeof(*tr->ev));
+            if (p) {
+                tr->ev = p;
+                tr->cap = cap;
+            } else {
+                tr->oom = 1;
+            }
+        }
+        if (tr->n < tr->cap) {
+            tr->ev[tr->n] = e;
+            tr->ev[tr->n].worker = members[r];
+            tr->ev[tr->n].team = team;
+            tr->ev[tr->n++].team_rank = r;
         }
     }
-    if (tr->n < tr->cap)
-        tr->ev[tr->n++] = e;
     pthread_mutex_unlock(&tr->lock);
 }
 
@@ -245,7 +256,7 @@ sp_status sp_trainer_stats(sp_trainer_t *t, sp_run_stats *st)
     for (int k = 0; k < st->n_stages; k++) {
         size_t ne = 0;
         for (size_t i = 0; i < n; i++)
-            if (ev[i].step > 0 && ev[i].stage == k) {
+            if (ev[i].step > 0 && ev[i].stage == k && ev[i].team_rank == 0) {
                 if (ev[i].pass == SP_PASS_FORWARD)
                     edges[ne++] = (struct edge){ev[i].start_us, +1};
                 else if (ev[i].pass == reader)

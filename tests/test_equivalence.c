@@ -4,7 +4,8 @@
  * For a fixed micro-batch count M, the weights after several steps are
  * bit-identical whatever the stage count K (balanced or explicit cuts, one of
  * which splits the skip connection), the placement (pinned, free) and the
- * StarPU policy (eager, lws, ws, prio, dmda); for SGD and AdamW, for the
+ * StarPU policy (eager, lws, ws, prio, dmda, and pheft and peager, which may
+ * run a stage task on several cores at once: sp_team); for SGD and AdamW, for the
  * cross-entropy and the MSE losses. Against M = 1 (no micro-batching) they
  * agree to 1e-5 relative (‖a − b‖ / ‖b‖; fp32 on x86-64 with OpenBLAS: only
  * the summation order of the gradient over micro-batches differs).
@@ -36,7 +37,7 @@ static void check_grid(sp_graph_t *g, sp_optimizer_type opt)
     CHECK(ref.last_loss < ref.first_loss, "training should lower the loss: %g → %g", ref.first_loss,
           ref.last_loss);
 
-    static const char *policies[] = {"eager", "lws", "ws", "prio", "dmda"};
+    static const char *policies[] = {"eager", "lws", "ws", "prio", "dmda", "pheft", "peager"};
     static const int ks[] = {1, 2, 4};
     int runs = 0;
     for (size_t p = 0; p < sizeof(policies) / sizeof(*policies); p++)

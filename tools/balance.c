@@ -86,7 +86,7 @@ void balance_report(const struct train_args *a, struct run *r, FILE *f)
     long cnt[SP_PREDICT_MAX_STAGES][2] = {{0}};
     for (size_t i = 0; i < n; i++) {
         const sp_task_event *e = &ev[i];
-        if (e->step <= 0 || e->stage < 0 || e->stage >= K || e->stage >= SP_PREDICT_MAX_STAGES)
+        if (e->step <= 0 || e->stage < 0 || e->stage >= K || e->stage >= SP_PREDICT_MAX_STAGES || e->team_rank)
             continue;
         const int b = e->pass == SP_PASS_BACKWARD || e->pass == SP_PASS_WEIGHT;
         if (e->pass != SP_PASS_FORWARD && !b)

@@ -9,8 +9,10 @@ lr 0.05, random data), the models of the CPU-throughput issue:
 
 For each model, every round runs once each of:
 
-  starpipe   K = 2 stages pinned one per worker, M in --micro, policies in --policies
-             (`starpipe train ... --json`, its samples_per_s: the steps after --warmup)
+  starpipe   K = 2 stages, M in --micro, policies in --policies (`starpipe train ... --json`,
+             its samples_per_s: the steps after --warmup); stages pinned one per worker,
+             except under the parallel-task policies (pheft, peager), where the
+             placement is free and a stage task may run on both cores at once
   PyTorch    eager, torch.set_num_threads(1) and (2)
   PyTorch    torch.distributed.pipelining, ScheduleGPipe and Schedule1F1B: 2 processes
              x 1 thread, gloo, each pinned to one of the cores, the same cut as
@@ -65,11 +67,15 @@ def quiet_env(threads=1):
 
 # ---- starpipe -----------------------------------------------------------------
 
+PARALLEL_POLICIES = ("pheft", "peager")  # tasks on combined workers: placement free
+
+
 def run_starpipe(a, cores, m, micro, policy):
     samples = m["batch"] * 4
+    placement = "free" if policy in PARALLEL_POLICIES else "pinned"
     cmd = [a.bin, "train", "--inputs", str(m["inputs"]), "--classes", str(m["classes"]),
            "--hidden", ",".join(map(str, m["hidden"])), "--batch", str(m["batch"]), "--samples", str(samples),
-           "--stages", "2", "--microbatches", str(micro), "--placement", "pinned", "--sched", policy,
+           "--stages", "2", "--microbatches", str(micro), "--placement", placement, "--sched", policy,
            "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--cpus", str(len(cores)),
            "--steps", str(m["warmup"] + m["steps"]), "--warmup", str(m["warmup"]), "--quiet", "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=quiet_env(), preexec_fn=pin(cores))
@@ -315,7 +321,7 @@ def main():
     p.add_argument("--models", default="small,large", help="comma-separated: small, large")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the medians are over them)")
     p.add_argument("--micro", default="2,4", help="M of starpipe's K = 2 runs")
-    p.add_argument("--policies", default="lws,dmda", help="StarPU policies of starpipe's runs")
+    p.add_argument("--policies", default="lws,dmda,pheft", help="StarPU policies of starpipe's runs")
     p.add_argument("--pipe-micro", type=int, default=4, help="M of torch.distributed.pipelining's runs")
     p.add_argument("--main-job", action="store_true", help="the Fashion-MNIST main job against PyTorch instead")
     p.add_argument("--cores", default="", help="two comma-separated core ids (default: the first two)")

@@ -1,0 +1,74 @@
+/*
+ * team.c — the barrier the ranks of a parallel stage task meet at after
+ * each op (sp_team in sp_codelets.h).
+ *
+ * A sense-reversing barrier: the last rank to arrive resets the count and
+ * moves the generation on; the others wait for the generation to change.
+ * They spin first (the ranks of one task arrive within microseconds of each
+ * other when nothing disturbs them), then sleep on a futex: the
+ * application's thread has no core of its own and takes one from a worker
+ * while it submits the next step, and a rank spinning on the other core
+ * would keep that core busy doing nothing while its partner waits to be
+ * scheduled again. Sleeping lets the kernel run the application's thread
+ * there instead.
+ */
+#include "sp_codelets.h"
+
+#include <stdlib.h>
+#include <time.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* How long a rank spins before it sleeps. */
+#define SPIN_NS 30000L
+
+static long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+void sp_team_barrier(const struct sp_team *t)
+{
+    if (t->size <= 1)
+        return;
+    struct sp_team_sync *s = t->sync;
+    const int gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&s->count, 1, __ATOMIC_ACQ_REL) == t->size) {
+        __atomic_store_n(&s->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->gen, gen + 1, __ATOMIC_RELEASE);
+#ifdef __linux__
+        if (__atomic_load_n(&s->sleepers, __ATOMIC_ACQUIRE))
+            syscall(SYS_futex, &s->gen, FUTEX_WAKE_PRIVATE, t->size, NULL, NULL, 0);
+#endif
+        return;
+    }
+    static long spin_ns = -1;
+    if (spin_ns < 0) { const char *e = getenv("SP_SPIN_NS"); spin_ns = e ? atol(e) : SPIN_NS; }
+    const long t0 = now_ns();
+    int spins = 0;
+    while (__atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) == gen) {
+        cpu_relax();
+        if (++spins % 256 || now_ns() - t0 < spin_ns)
+            continue;
+#ifdef __linux__
+        /* the waker reads sleepers after moving gen on: either it sees us,
+         * or we see the new gen (the futex call returns at once) */
+        __atomic_add_fetch(&s->sleepers, 1, __ATOMIC_ACQ_REL);
+        if (__atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) == gen)
+            syscall(SYS_futex, &s->gen, FUTEX_WAIT_PRIVATE, gen, NULL, NULL, 0);
+        __atomic_sub_fetch(&s->sleepers, 1, __ATOMIC_ACQ_REL);
+#endif
+    }
+}
