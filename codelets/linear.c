@@ -17,13 +17,25 @@
 void linear_forward_cuda(const struct sp_op_call *c);
 void linear_backward_cuda(const struct sp_op_call *c);
 
-/* The products are cut into tiles of LINEAR_TILE output columns (rows of W),
- * whatever the team: the ranks of a parallel task take tiles round robin, a
- * team of one runs them all, and each output element is computed by the same
- * sgemm call either way (sp_team in sp_codelets.h). */
-#define LINEAR_TILE 512
+/* The products are cut into tiles of output columns (rows of W) whose
+ * bounds depend on the shapes only, never on the team: the ranks of a
+ * parallel task take tiles round robin, a team of one runs them all, and
+ * each output element is computed by the same sgemm call either way (sp_team
+ * in sp_codelets.h). A product of at least SPLIT_MACS multiply-adds is cut
+ * in two halves (multiples of 16 columns), a smaller one stays whole: a
+ * tile's sgemm packs the shared operand again, which a small product would
+ * notice. */
+#define SPLIT_MACS (1L << 22)
 
-static int tiles(int n) { return (n + LINEAR_TILE - 1) / LINEAR_TILE; }
+/* Columns per tile of a product with n output columns. */
+static int tile_cols(long rows, long k, int n)
+{
+    if (rows * k * n < SPLIT_MACS || n < 32)
+        return n;
+    return ((n + 1) / 2 + 15) / 16 * 16;
+}
+
+static int tiles(int n, int cols) { return (n + cols - 1) / cols; }
 
 // y is (rows, out), x is (rows, in), W is (out, in), b is (out)
 static void linear_forward_cpu(const struct sp_op_call *c)
@@ -31,10 +43,11 @@ static void linear_forward_cpu(const struct sp_op_call *c)
     const int in = sp_call_cols(c), out = c->attr->features;
     const long rows = sp_call_rows(c);
     const float *b = c->w[1];
-    for (int t = 0; t < tiles(out); t++) {
+    const int cols = tile_cols(rows, in, out);
+    for (int t = 0; t < tiles(out, cols); t++) {
         if (!sp_team_owns(&c->team, t))
             continue;
-        const int j0 = t * LINEAR_TILE, n = out - j0 < LINEAR_TILE ? out - j0 : LINEAR_TILE;
+        const int j0 = t * cols, n = out - j0 < cols ? out - j0 : cols;
         float beta = 0.0f;
         if (b) {
             for (long r = 0; r < rows; r++)
@@ -50,15 +63,15 @@ static void linear_forward_cpu(const struct sp_op_call *c)
 // dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dW skips that part
 // (zero-bubble schedules compute them in separate tasks). The two products
 // cost the same: with both, each is one tile of its own, whole (no operand
-// is packed twice), else the one there is is cut into tiles as forward's.
+// is packed twice), else the one there is is cut as forward's is.
 static void linear_backward_cpu(const struct sp_op_call *c)
 {
     const int in = sp_call_cols(c), out = c->attr->features;
     const int rows = (int)sp_call_rows(c);
     const int both = c->dx[0] && (c->dw[0] || c->dw[1]);
-    const int dx_cols = both ? in : LINEAR_TILE, dw_rows = both ? out : LINEAR_TILE;
-    const int dx_tiles = c->dx[0] ? (in + dx_cols - 1) / dx_cols : 0;
-    const int dw_tiles = c->dw[0] || c->dw[1] ? (out + dw_rows - 1) / dw_rows : 0;
+    const int dx_cols = both ? in : tile_cols(rows, out, in), dw_rows = both ? out : tile_cols(rows, in, out);
+    const int dx_tiles = c->dx[0] ? tiles(in, dx_cols) : 0;
+    const int dw_tiles = c->dw[0] || c->dw[1] ? tiles(out, dw_rows) : 0;
     for (int t = 0; t < dx_tiles + dw_tiles; t++) {
         if (!sp_team_owns(&c->team, t))
             continue;

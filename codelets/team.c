@@ -14,7 +14,6 @@
  */
 #include "sp_codelets.h"
 
-#include <stdlib.h>
 #include <time.h>
 #ifdef __linux__
 #include <linux/futex.h>
@@ -54,13 +53,11 @@ void sp_team_barrier(const struct sp_team *t)
 #endif
         return;
     }
-    static long spin_ns = -1;
-    if (spin_ns < 0) { const char *e = getenv("SP_SPIN_NS"); spin_ns = e ? atol(e) : SPIN_NS; }
     const long t0 = now_ns();
     int spins = 0;
     while (__atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) == gen) {
         cpu_relax();
-        if (++spins % 256 || now_ns() - t0 < spin_ns)
+        if (++spins % 256 || now_ns() - t0 < SPIN_NS)
             continue;
 #ifdef __linux__
         /* the waker reads sleepers after moving gen on: either it sees us,

@@ -12,7 +12,8 @@ For each model, every round runs once each of:
   starpipe   K = 2 stages, M in --micro, policies in --policies (`starpipe train ... --json`,
              its samples_per_s: the steps after --warmup); stages pinned one per worker,
              except under the parallel-task policies (pheft, peager), where the
-             placement is free and a stage task may run on both cores at once
+             placement is free and a stage task may run on both cores at once;
+             and one stage (K = 1, M = 1) under --one-stage's policy (pheft)
   PyTorch    eager, torch.set_num_threads(1) and (2)
   PyTorch    torch.distributed.pipelining, ScheduleGPipe and Schedule1F1B: 2 processes
              x 1 thread, gloo, each pinned to one of the cores, the same cut as
@@ -70,12 +71,12 @@ def quiet_env(threads=1):
 PARALLEL_POLICIES = ("pheft", "peager")  # tasks on combined workers: placement free
 
 
-def run_starpipe(a, cores, m, micro, policy):
+def run_starpipe(a, cores, m, micro, policy, stages=2):
     samples = m["batch"] * 4
     placement = "free" if policy in PARALLEL_POLICIES else "pinned"
     cmd = [a.bin, "train", "--inputs", str(m["inputs"]), "--classes", str(m["classes"]),
            "--hidden", ",".join(map(str, m["hidden"])), "--batch", str(m["batch"]), "--samples", str(samples),
-           "--stages", "2", "--microbatches", str(micro), "--placement", placement, "--sched", policy,
+           "--stages", str(stages), "--microbatches", str(micro), "--placement", placement, "--sched", policy,
            "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--cpus", str(len(cores)),
            "--steps", str(m["warmup"] + m["steps"]), "--warmup", str(m["warmup"]), "--quiet", "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=quiet_env(), preexec_fn=pin(cores))
@@ -293,6 +294,9 @@ def run_models(a, cores):
             for pol in a.policies.split(","):
                 configs.append((f"starpipe K=2 M={micro} {pol}",
                                 lambda micro=micro, pol=pol: run_starpipe(a, cores, m, micro, pol)["samples_per_s"]))
+        if a.one_stage:
+            configs.append((f"starpipe K=1 M=1 {a.one_stage}",
+                            lambda: run_starpipe(a, cores, m, 1, a.one_stage, stages=1)["samples_per_s"]))
         configs += [(f"PyTorch eager, {t} thread{'s' if t > 1 else ''}",
                      lambda t=t: run_eager(a, cores, name, t)) for t in (1, 2)]
         configs += [(f"PyTorch pipelining {s}, M={a.pipe_micro}",
@@ -309,6 +313,10 @@ def run_models(a, cores):
         ratios = {n: med[best] / med[n] for n in med if not n.startswith("starpipe")}
         for n, r in ratios.items():
             print(f"starpipe's best ({best}) / {n}: {r:.3f}")
+        best2 = max((n for n in med if n.startswith("starpipe K=2")), key=med.get)
+        if best2 != best:
+            for n in (x for x in med if x.startswith("PyTorch eager, 2")):
+                print(f"starpipe's best with two stages ({best2}) / {n}: {med[best2] / med[n]:.3f}")
         summary[name] = {"samples_per_s": results, "median": med, "best": best, "ratios": ratios,
                          "stage_starts": starts}
     if a.json:
@@ -322,6 +330,9 @@ def main():
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the medians are over them)")
     p.add_argument("--micro", default="2,4", help="M of starpipe's K = 2 runs")
     p.add_argument("--policies", default="lws,dmda,pheft", help="StarPU policies of starpipe's runs")
+    p.add_argument("--one-stage", default="pheft", metavar="POLICY",
+                   help="also run starpipe with one stage (K=1, M=1) under this parallel-task policy, each "
+                        "task on both cores ('' to leave it out)")
     p.add_argument("--pipe-micro", type=int, default=4, help="M of torch.distributed.pipelining's runs")
     p.add_argument("--main-job", action="store_true", help="the Fashion-MNIST main job against PyTorch instead")
     p.add_argument("--cores", default="", help="two comma-separated core ids (default: the first two)")
