@@ -30,7 +30,8 @@ starpipe's best to each PyTorch figure.
 cosine decay over 15 epochs, batch 128, test set after every epoch) with the
 same training in PyTorch eager with 2 threads: wall time of the training
 (evaluations included, start-up and data loading excluded for both) and final
-test accuracy, in interleaved rounds.
+test accuracy, in interleaved rounds; round r trains from seed r on both
+sides, so the accuracies compare as samples of runs, not one run each.
 
 PyTorch comes from a virtual environment as for gpt_reference.py
 ($STARPIPE_VENV, else ~/.cache/starpipe-venv, created on first use); it is not a
@@ -215,7 +216,7 @@ def main_job_worker(a):
     import numpy as np
     import torch
     torch.set_num_threads(2)
-    torch.manual_seed(1)
+    torch.manual_seed(a.seed)
     xs = torch.from_numpy(read_idx(f"{FASHION}/train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255)
     ys = torch.from_numpy(read_idx(f"{FASHION}/train-labels-idx1-ubyte.gz").astype(np.int64))
     xt = torch.from_numpy(read_idx(f"{FASHION}/t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255)
@@ -227,7 +228,7 @@ def main_job_worker(a):
     per_epoch = len(xs) // b
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + __import__("math").cos(__import__("math").pi * min(s / (epochs * per_epoch), 1))))
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(a.seed)
     t0 = time.perf_counter()
     for _ in range(epochs):
         model.train()
@@ -246,34 +247,38 @@ def main_job_worker(a):
 
 
 def run_main_job(a, cores):
-    def starpipe():
-        cmd = [a.bin, "train", "--data", "fashion-mnist", "--cpus", str(len(cores)), "--quiet", "--json"]
+    def starpipe(seed):
+        cmd = [a.bin, "train", "--data", "fashion-mnist", "--cpus", str(len(cores)), "--seed", str(seed), "--quiet",
+               "--json"]
         out = subprocess.run(cmd, capture_output=True, text=True, env=quiet_env(), preexec_fn=pin(cores))
         if out.returncode != 0:
             sys.exit(f"bench_cpu: {' '.join(cmd)} failed:\n{out.stderr}")
         d = json.loads(out.stdout.strip().splitlines()[-1])
         return d["seconds"], d["test_accuracy"]
 
-    def torch_run():
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "main-job"]
+    def torch_run(seed):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "main-job", "--seed", str(seed)]
         out = subprocess.run(cmd, capture_output=True, text=True, env=quiet_env(2), preexec_fn=pin(cores))
         if out.returncode != 0:
             sys.exit(f"bench_cpu: the PyTorch main job failed:\n{out.stderr}")
         d = json.loads(out.stdout.strip().splitlines()[-1])
         return d["seconds"], d["test_accuracy"]
 
-    res = {"starpipe (K=2 M=4, main job)": [], "PyTorch eager, 2 threads": []}
+    # round r trains from seed r + 1 on both sides (initial weights and the
+    # order of the samples): the accuracies compare as two samples of runs
+    res = {"starpipe (main job defaults)": [], "PyTorch eager, 2 threads": []}
     for r in range(a.rounds):
-        res["starpipe (K=2 M=4, main job)"].append(starpipe())
-        res["PyTorch eager, 2 threads"].append(torch_run())
+        res["starpipe (main job defaults)"].append(starpipe(r + 1))
+        res["PyTorch eager, 2 threads"].append(torch_run(r + 1))
         print(f"bench_cpu: round {r + 1} of {a.rounds} done", file=sys.stderr)
-    print(f"{'Fashion-MNIST main job, 15 epochs':<34} {'seconds (median)':>16} {'min':>8} {'max':>8} {'accuracy':>9}")
+    print(f"{'Fashion-MNIST main job, 15 epochs':<34} {'seconds (median)':>16} {'min':>8} {'max':>8} "
+          f"{'accuracy mean':>14} {'min':>7} {'max':>7}")
     med = {}
     for name, v in res.items():
-        secs = [s for s, _ in v]
+        secs, accs = [s for s, _ in v], [100 * acc for _, acc in v]
         med[name] = statistics.median(secs)
         print(f"{name:<34} {med[name]:>16.1f} {min(secs):>8.1f} {max(secs):>8.1f} "
-              f"{statistics.median(acc for _, acc in v) * 100:>8.2f}%")
+              f"{statistics.mean(accs):>13.2f}% {min(accs):>6.2f}% {max(accs):>6.2f}%")
     names = list(res)
     print(f"PyTorch time / starpipe time: {med[names[1]] / med[names[0]]:.3f} (above 1: starpipe faster)")
     if a.json:
@@ -328,8 +333,8 @@ def main():
     p.add_argument("--bin", default=os.path.join(HERE, "..", "build", "starpipe"))
     p.add_argument("--models", default="small,large", help="comma-separated: small, large")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the medians are over them)")
-    p.add_argument("--micro", default="2,4", help="M of starpipe's K = 2 runs")
-    p.add_argument("--policies", default="lws,dmda,pheft", help="StarPU policies of starpipe's runs")
+    p.add_argument("--micro", default="1,2,4", help="M of starpipe's K = 2 runs")
+    p.add_argument("--policies", default="dmda,pheft", help="StarPU policies of starpipe's runs")
     p.add_argument("--one-stage", default="pheft", metavar="POLICY",
                    help="also run starpipe with one stage (K=1, M=1) under this parallel-task policy, each "
                         "task on both cores ('' to leave it out)")
@@ -340,6 +345,7 @@ def main():
     p.add_argument("--worker", choices=("eager", "pipe", "main-job"), help=argparse.SUPPRESS)
     p.add_argument("--model-name", default="small", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--schedule", default="gpipe", help=argparse.SUPPRESS)
     p.add_argument("--starts", default="0,1", help=argparse.SUPPRESS)
     a = p.parse_args()

@@ -87,7 +87,7 @@ struct train_args {
         int layers, heads, embd, context, dropout, tie, text, eval_windows; /* gpt, text */
         int widths, blocks, groups, augment;                                /* cnn */
         int lr, lr_schedule, lr_warmup, lr_decay_steps;                     /* a resumed run keeps the saved ones */
-        int stall_timeout, balance;
+        int stall_timeout, balance, placement;
     } given;
     char ckpt_text[SP_META_VALUE_MAX], ckpt_vocab[SP_META_VALUE_MAX]; /* adopted from a checkpoint */
     sp_train_opts o;
@@ -133,6 +133,9 @@ struct data_set {
     int inputs, classes;     /* fixed by the data set; 0 = --inputs and --classes choose */
     int stages;              /* default K */
     int microbatches, batch; /* default M and B; 0 = the command's (4 and 128) */
+    /* the StarPU policy of CPU runs without --sched, --mpi or STARPU_SCHED (NULL: StarPU's default);
+     * a parallel-task policy (pheft, peager) also makes the placement free unless --placement is given */
+    const char *policy;
     int hidden[4], n_hidden; /* default MLP */
     sp_gpt_config gpt;       /* default GPT (vocab from the text) */
     int image[3];            /* images: channels, height, width of a sample (inputs = their product); 0: not images */

@@ -208,6 +208,7 @@ static int option(struct train_args *a, struct optimizer_choice *oc, int c, cons
         if (sp_placement_parse(arg, &a->o.placement) != SP_OK)
             return usage_error("%s", sp_error_message());
         a->o.placement_map = a->o.placement == SP_PLACEMENT_MAP ? arg : NULL;
+        a->given.placement = 1;
         break;
     case OPT_SCHEDULE:
         if (sp_schedule_parse(arg, &a->o.schedule) != SP_OK)
@@ -312,6 +313,12 @@ static int data_set_defaults(struct train_args *a, const struct optimizer_choice
         a->o.batch = cnn ? set->cnn.batch : set->batch;
     if (!a->given.microbatches && (cnn ? set->cnn.microbatches : set->microbatches))
         a->o.microbatches = cnn ? set->cnn.microbatches : set->microbatches;
+    if (!cnn && set->policy && !a->o.policy && !getenv("STARPU_SCHED") && a->o.device == SP_DEVICE_CPU &&
+        !a->o.mpi) {
+        a->o.policy = set->policy;
+        if (!a->given.placement && (!strcmp(set->policy, "pheft") || !strcmp(set->policy, "peager")))
+            a->o.placement = SP_PLACEMENT_FREE;
+    }
     const sp_optimizer_type type = oc->given ? oc->type : set->optimizer;
     sp_optimizer_defaults(&a->o.optimizer, type);
     if (oc->lr > 0.0f)
