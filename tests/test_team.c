@@ -4,11 +4,11 @@
  * same bits as one core.
  *
  * Every op whose table row sets .team runs here by teams of 1, 2 and 3
- * threads sharing one sp_team_sync, on shapes wide enough for several
- * output tiles (linear: 1100 outputs = tiles of 512, 512 and 76), forward
+ * threads sharing one sp_team_sync, on shapes big enough to be cut into
+ * tiles (linear: 6 x 700 -> 1100, two tiles of 560 and 540 columns), forward
  * and backward (both gradients, weights only, inputs only); the optimizers'
  * ranged updates likewise; and the barrier keeps every rank in step over
- * many rounds. test_equivalence runs whole trainings under pheft and peager.
+ * many rounds, spinning or (behind a late rank) sleeping. test_equivalence runs whole trainings under pheft and peager.
  */
 #include "sp_codelets.h"
 #include "test_util.h"
@@ -219,7 +219,7 @@ static void check_optimizers(void)
 
 /* ---- the barrier ------------------------------------------------------------ */
 
-#define ROUNDS 20000
+#define ROUNDS 3000
 static int arrived[ROUNDS];
 
 static void barrier_run(const struct sp_team *team, void *ctx)
@@ -227,8 +227,8 @@ static void barrier_run(const struct sp_team *team, void *ctx)
     int *bad = ctx;
     for (int i = 0; i < ROUNDS; i++) {
         __atomic_add_fetch(&arrived[i], 1, __ATOMIC_RELAXED);
-        if (team->rank == i % team->size && i % 1000 == 0) {
-            struct timespec ts = {0, 200000}; /* one late rank: the others sleep */
+        if (team->rank == i % team->size && i % 500 == 0) {
+            struct timespec ts = {0, 1000000}; /* one rank 1 ms late: the others spin, then sleep */
             nanosleep(&ts, NULL);
         }
         sp_team_barrier(team);
