@@ -57,7 +57,8 @@ static void bench_usage(FILE *f)
             "between memory nodes and peak stash memory.\n"
             "\n"
             "  --policies LIST       StarPU policies (default: eager,prio,lws,ws,dmda,dmdas,heft,\n"
-            "                        modular-heft, those this StarPU has)\n"
+            "                        modular-heft,pheft, those this StarPU has; pheft runs a task on\n"
+            "                        several cores where the placement is free)\n"
             "  --schedules LIST      gpipe,1f1b,zb,interleaved (default gpipe,1f1b,zb)\n"
             "  --placements LIST     pinned,free,device (default pinned,free)\n"
             "  --stages K            (default 2)   --microbatches M (default 8)   --batch B (default 512)\n"
@@ -116,7 +117,8 @@ static int parse_bench(int argc, char **argv, struct bench_args *a)
         {"tf32", no_argument, 0, O_TF32}, {"balance", required_argument, 0, O_BALANCE}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    static const char *default_policies[] = {"eager", "prio", "lws", "ws", "dmda", "dmdas", "heft", "modular-heft"};
+    static const char *default_policies[] = {"eager", "prio", "lws", "ws", "dmda", "dmdas", "heft", "modular-heft",
+                                             "pheft"};
     memset(a, 0, sizeof(*a));
     for (size_t i = 0; i < sizeof(default_policies) / sizeof(*default_policies); i++)
         if (sp_sched_policy_exists(default_policies[i]))
