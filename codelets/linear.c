@@ -61,24 +61,25 @@ static void linear_forward_cpu(const struct sp_op_call *c)
 }
 
 // dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; a NULL dx or dW skips that part
-// (zero-bubble schedules compute them in separate tasks). The two products
-// cost the same: with both, each is one tile of its own, whole (no operand
-// is packed twice), else the one there is is cut as forward's is.
+// (zero-bubble schedules compute them in separate tasks). The tiles depend on
+// whether the graph needs dx, never on which parts this call computes, so
+// that the fused backward and zero-bubble's two tasks compute every element
+// with the same call. With dx needed the two products cost the same: each is
+// one tile, whole (no operand packed twice); without, dW is cut as forward is.
 static void linear_backward_cpu(const struct sp_op_call *c)
 {
     const int in = sp_call_cols(c), out = c->attr->features;
     const int rows = (int)sp_call_rows(c);
-    const int both = c->dx[0] && (c->dw[0] || c->dw[1]);
-    const int dx_cols = both ? in : tile_cols(rows, out, in), dw_rows = both ? out : tile_cols(rows, in, out);
-    const int dx_tiles = c->dx[0] ? tiles(in, dx_cols) : 0;
-    const int dw_tiles = c->dw[0] || c->dw[1] ? tiles(out, dw_rows) : 0;
+    const int with_dx = c->dx_needed[0] || c->dx[0]; /* a direct call (tests) may only pass dx */
+    const int dx_tiles = with_dx ? 1 : 0, dw_rows = with_dx ? out : tile_cols(rows, in, out);
+    const int dw_tiles = tiles(out, dw_rows);
     for (int t = 0; t < dx_tiles + dw_tiles; t++) {
         if (!sp_team_owns(&c->team, t))
             continue;
         if (t < dx_tiles) {
-            const int i0 = t * dx_cols, n = in - i0 < dx_cols ? in - i0 : dx_cols;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, out, 1.0f, c->dy, out, c->w[0] + i0, in,
-                        1.0f, c->dx[0] + i0, in);
+            if (c->dx[0])
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, c->dy, out, c->w[0], in,
+                            1.0f, c->dx[0], in);
             continue;
         }
         const int j0 = (t - dx_tiles) * dw_rows, n = out - j0 < dw_rows ? out - j0 : dw_rows;

@@ -154,6 +154,9 @@ struct sp_op_call {
     const struct sp_op_attr *attr;
     const float *x[SP_OP_MAX_INPUTS];     /* (samples, numel of x_shape[i]); int32 ids where the op says so */
     float *dx[SP_OP_MAX_INPUTS];
+    int dx_needed[SP_OP_MAX_INPUTS];      /* the graph needs input i's gradient, whether or not this call
+                                             computes it (zero-bubble's W task does not): kernels that cut
+                                             their work into tiles choose the tiles from it, not from dx */
     float *y;                             /* (samples, numel of y_shape) */
     const float *dy;
     const float *w[SP_OP_MAX_PARAMS];     /* the op's parameter tensors, in its table row's order */

@@ -179,6 +179,7 @@ static void bind_op(struct sp_op_call *call, const struct stage_run *r, const st
     for (int k = 0; k < op->info->n_inputs; k++) {
         call->x_shape[k] = op->x_shape[k];
         call->x[k] = act + rows * op->x_off[k];
+        call->dx_needed[k] = op->dx_needed[k];
         if (grads && want_dx && op->dx_needed[k])
             call->dx[k] = grads + rows * op->x_off[k];
     }

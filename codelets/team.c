@@ -50,9 +50,13 @@ void sp_team_barrier(const struct sp_team *t)
     const int gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
     if (__atomic_add_fetch(&s->count, 1, __ATOMIC_ACQ_REL) == t->size) {
         __atomic_store_n(&s->count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->gen, gen + 1, __ATOMIC_RELEASE);
+        /* sequentially consistent, with the sleepers' side below: this
+         * store and the load after it must not be reordered (x86 would let
+         * the load overtake a release store), or both sides could read the
+         * old values and a sleeper miss its wake-up */
+        __atomic_store_n(&s->gen, gen + 1, __ATOMIC_SEQ_CST);
 #ifdef __linux__
-        if (__atomic_load_n(&s->sleepers, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&s->sleepers, __ATOMIC_SEQ_CST))
             syscall(SYS_futex, &s->gen, FUTEX_WAKE_PRIVATE, t->size, NULL, NULL, 0);
 #endif
         return;
@@ -64,12 +68,16 @@ void sp_team_barrier(const struct sp_team *t)
         if (++spins % 256 || now_ns() - t0 < SPIN_NS)
             continue;
 #ifdef __linux__
-        /* the waker reads sleepers after moving gen on: either it sees us,
-         * or we see the new gen (the futex call returns at once) */
-        __atomic_add_fetch(&s->sleepers, 1, __ATOMIC_ACQ_REL);
-        if (__atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) == gen)
-            syscall(SYS_futex, &s->gen, FUTEX_WAIT_PRIVATE, gen, NULL, NULL, 0);
-        __atomic_sub_fetch(&s->sleepers, 1, __ATOMIC_ACQ_REL);
+        /* the waker reads sleepers after moving gen on, we read gen after
+         * counting ourselves (all sequentially consistent): either it sees
+         * us, or we see the new gen (and the futex call returns at once
+         * when gen has moved by then). The 1 ms timeout is a second guard:
+         * the loop checks gen again. */
+        static const struct timespec guard = {0, 1000000};
+        __atomic_add_fetch(&s->sleepers, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&s->gen, __ATOMIC_SEQ_CST) == gen)
+            syscall(SYS_futex, &s->gen, FUTEX_WAIT_PRIVATE, gen, &guard, NULL, 0);
+        __atomic_sub_fetch(&s->sleepers, 1, __ATOMIC_SEQ_CST);
 #endif
     }
 }

@@ -34,9 +34,10 @@ sp_status sp_trace_write_chrome(sp_trainer_t *t, const char *path, long first_st
     for (size_t i = 0; i < n; i++)
         fprintf(f,
                 "{\"name\": \"%s\", \"cat\": \"%c\", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, \"ts\": %.3f, "
-                "\"dur\": %.3f, \"args\": {\"stage\": %d, \"microbatch\": %d, \"step\": %ld}}%s\n",
+                "\"dur\": %.3f, \"args\": {\"stage\": %d, \"microbatch\": %d, \"step\": %ld, \"team\": %d, "
+                "\"team_rank\": %d}}%s\n",
                 ev[i].name, ev[i].pass, ev[i].rank, ev[i].worker, ev[i].start_us, ev[i].end_us - ev[i].start_us,
-                ev[i].stage, ev[i].microbatch, ev[i].step, i + 1 < n ? "," : "");
+                ev[i].stage, ev[i].microbatch, ev[i].step, ev[i].team, ev[i].team_rank, i + 1 < n ? "," : "");
     fprintf(f, "]}\n");
     free(ev);
     return sp_atomic_file_commit(&out);

@@ -86,13 +86,14 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
     sp_codelets_init();
     struct starpu_sched_policy *p = starpu_sched_get_sched_policy();
     snprintf(t->policy_name, sizeof(t->policy_name), "%s", p && p->policy_name ? p->policy_name : "?");
-    /* Parallel-task policies (pheft, peager: stage tasks on combined
-     * workers, sp_team) give each core of a combined worker its own copy of
-     * the task in the core's local queue, which pops the highest priority
-     * first: with priorities, core 0 could start parallel task A while core
-     * 1 starts a B pushed after it, each waiting for the other at StarPU's
-     * start barrier (seen with pheft). Without them every core takes the
-     * copies in push order. The schedule's order still comes from the data. */
+    /* Parallel-task policies (stage tasks on combined workers, sp_team):
+     * pheft gives each core of a combined worker its own copy of the task in
+     * the core's local queue, which pops the highest priority first: with
+     * priorities, core 0 could start parallel task A while core 1 starts a
+     * B pushed after it, each waiting for the other at StarPU's start
+     * barrier (seen). Without them every core takes the copies in push
+     * order. peager's queues are first-in first-out anyway; it gets the same
+     * treatment to be safe. The schedule's order still comes from the data. */
     const int parallel_tasks = p && p->policy_name &&
                                (!strcmp(p->policy_name, "pheft") || !strcmp(p->policy_name, "peager"));
     t->prio_forward = clamp_prio(0);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # train.sh [starpipe train options] — set-up and build if missing, then a
 # main job:
-#   - by default a pipelined MLP trained on Fashion-MNIST (the defaults of
-#     `starpipe train --data fashion-mnist`: 784-512-256-10 in 2 stages, 4
-#     micro-batches of 32, AdamW with cosine decay, 15 epochs), evaluated on
-#     the test set after every epoch;
+#   - by default an MLP trained on Fashion-MNIST (the defaults of
+#     `starpipe train --data fashion-mnist`: 784-512-256-10 in 2 stages, one
+#     micro-batch of 128, on CPUs the pheft policy running each stage task on
+#     every core, AdamW with cosine decay, 15 epochs), evaluated on the test
+#     set after every epoch;
 #   - with --model gpt (or --data text, --text PATH) the GPT on Shakespeare's
 #     plays (the defaults of `starpipe train --data text`, tools/data.c);
 #   - with --resume PATH, the run that the checkpoint names.

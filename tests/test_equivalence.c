@@ -133,6 +133,67 @@ static void check_mse(void)
     sp_graph_destroy(g);
 }
 
+/* Layers big enough for the linear kernels to cut their products into tiles
+ * (fc2: 64 rows x 256 x 256 = 2^22 multiply-adds per micro-batch), trained
+ * by stage tasks that pheft and peager may run on both cores, under gpipe,
+ * 1f1b and zb: the weights of every run are one core's, K = 1, dmda. */
+static void check_tiled(void)
+{
+    enum { IN = 64, WIDE = 256, CLASSES = 10, B = 256, MB = 4, STEPS_T = 2 };
+    sp_graph_t *g;
+    sp_tensor x, y;
+    REQUIRE(sp_graph_create(&g) == SP_OK && sp_input(g, IN, &x) == SP_OK &&
+                sp_linear(g, x, WIDE, "fc1", &y) == SP_OK && sp_relu(g, y, &y) == SP_OK &&
+                sp_linear(g, y, WIDE, "fc2", &y) == SP_OK && sp_relu(g, y, &y) == SP_OK &&
+                sp_linear(g, y, CLASSES, "fc3", &y) == SP_OK && sp_softmax_cross_entropy(g, y) == SP_OK,
+            "tiled model: %s", sp_error_message());
+    sp_synthetic d;
+    REQUIRE(sp_synthetic_create(&d, B * STEPS_T, IN, CLASSES, 5) == SP_OK, "data");
+    const size_t n = sp_graph_param_count(g);
+    static const struct {
+        int stages;
+        const char *policy;
+        sp_placement placement;
+        sp_schedule schedule;
+    } runs[] = {{1, "dmda", SP_PLACEMENT_PINNED, SP_SCHEDULE_GPIPE}, {2, "pheft", SP_PLACEMENT_FREE, SP_SCHEDULE_GPIPE},
+                {2, "peager", SP_PLACEMENT_FREE, SP_SCHEDULE_1F1B}, {2, "pheft", SP_PLACEMENT_FREE, SP_SCHEDULE_ZB},
+                {2, "peager", SP_PLACEMENT_FREE, SP_SCHEDULE_ZB}, {1, "pheft", SP_PLACEMENT_FREE, SP_SCHEDULE_GPIPE}};
+    float *ref = NULL;
+    for (size_t r = 0; r < sizeof(runs) / sizeof(*runs); r++) {
+        sp_train_opts o;
+        sp_train_opts_init(&o);
+        o.batch = B;
+        o.microbatches = MB;
+        o.stages = runs[r].stages;
+        o.policy = runs[r].policy;
+        o.placement = runs[r].placement;
+        o.schedule = runs[r].schedule;
+        sp_trainer_t *t;
+        REQUIRE(sp_trainer_create(g, &o, &t) == SP_OK, "%s", sp_error_message());
+        for (int i = 0; i < STEPS_T; i++) {
+            float loss;
+            REQUIRE(sp_trainer_step(t, d.x + (size_t)i * B * IN, d.label + (size_t)i * B, &loss) == SP_OK, "%s",
+                    sp_error_message());
+        }
+        float *p = malloc(sizeof(float) * n);
+        REQUIRE(p && sp_trainer_get_params(t, p) == SP_OK, "get_params");
+        sp_trainer_destroy(t);
+        if (!ref) {
+            ref = p;
+            continue;
+        }
+        char what[96];
+        snprintf(what, sizeof(what), "tiled MLP K=%d %s %s", runs[r].stages, runs[r].policy,
+                 sp_schedule_name(runs[r].schedule));
+        expect_identical(ref, p, n, what);
+        free(p);
+    }
+    printf("tiled MLP: %zu runs under pheft/peager bit-identical to K=1 dmda\n", sizeof(runs) / sizeof(*runs) - 1);
+    free(ref);
+    sp_synthetic_destroy(&d);
+    sp_graph_destroy(g);
+}
+
 int main(void)
 {
     sp_graph_t *g = test_model();
@@ -140,5 +201,6 @@ int main(void)
     check_grid(g, SP_OPTIMIZER_ADAMW);
     sp_graph_destroy(g);
     check_mse();
+    check_tiled();
     return test_result("test_equivalence");
 }

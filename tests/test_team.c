@@ -6,8 +6,8 @@
  * Every op whose table row sets .team runs here by teams of 1, 2 and 3
  * threads sharing one sp_team_sync, on shapes big enough to be cut into
  * tiles (linear: 6 x 700 -> 1100, two tiles of 560 and 540 columns), forward
- * and backward (both gradients, weights only, inputs only); the optimizers'
- * ranged updates likewise; and the barrier keeps every rank in step over
+ * and backward (both gradients, weights only, inputs only; zero-bubble's two
+ * halves against the fused backward); the optimizers' ranged updates likewise; and the barrier keeps every rank in step over
  * many rounds, spinning or (behind a late rank) sleeping. test_equivalence runs whole trainings under pheft and peager.
  */
 #include "sp_codelets.h"
@@ -62,7 +62,7 @@ static void fill(float *v, size_t n, uint64_t seed)
 struct op_case {
     const struct sp_op_info *info;
     struct sp_op_attr attr;
-    int backward, want_dx, want_dw;
+    int backward, want_dx, want_dw, dx_needed;
     long nx, ny, nw[SP_OP_MAX_PARAMS];
     float *x, *y, *dy, *dx, *w[SP_OP_MAX_PARAMS], *dw[SP_OP_MAX_PARAMS];
 };
@@ -77,6 +77,7 @@ static void op_run(const struct sp_team *team, void *ctx)
     c.y = k->y;
     c.dy = k->dy;
     c.dx[0] = k->want_dx ? k->dx : NULL;
+    c.dx_needed[0] = k->dx_needed;
     for (int i = 0; i < SP_OP_MAX_PARAMS; i++) {
         c.w[i] = k->w[i];
         c.dw[i] = k->want_dw ? k->dw[i] : NULL;
@@ -148,9 +149,30 @@ static void check_ops(void)
                  {0, 1, "linear backward (weight gradients only)"},
                  {1, 0, "linear backward (input gradients only)"}};
     for (size_t i = 0; i < sizeof(parts) / sizeof(*parts); i++) {
-        lin.want_dx = parts[i].dx, lin.want_dw = parts[i].dw;
+        lin.want_dx = parts[i].dx, lin.want_dw = parts[i].dw, lin.dx_needed = parts[i].dx;
         check_op(&lin, parts[i].what);
     }
+
+    /* zero-bubble: B's input half and W's weight half, as two calls of a
+     * team of 2, give the fused backward's bits (the graph needs dx in all
+     * three, so the tiles are the same) */
+    static float fdx[ROWS * IN], fdw[OUT * IN], fdb[OUT];
+    fill(dx, ROWS * IN, 31), fill(dw, (size_t)OUT * IN, 32), fill(db, OUT, 33);
+    memcpy(fdx, dx, sizeof(dx)), memcpy(fdw, dw, sizeof(dw)), memcpy(fdb, db, sizeof(db));
+    lin.dx_needed = 1, lin.want_dx = 1, lin.want_dw = 1;
+    run_team(2, op_run, &lin); /* fused */
+    float *fused[3] = {malloc(sizeof(dx)), malloc(sizeof(dw)), malloc(sizeof(db))};
+    REQUIRE(fused[0] && fused[1] && fused[2], "out of memory");
+    memcpy(fused[0], dx, sizeof(dx)), memcpy(fused[1], dw, sizeof(dw)), memcpy(fused[2], db, sizeof(db));
+    memcpy(dx, fdx, sizeof(dx)), memcpy(dw, fdw, sizeof(dw)), memcpy(db, fdb, sizeof(db));
+    lin.want_dw = 0;
+    run_team(2, op_run, &lin); /* Bi */
+    lin.want_dx = 0, lin.want_dw = 1;
+    run_team(2, op_run, &lin); /* W */
+    CHECK(!memcmp(fused[0], dx, sizeof(dx)) && !memcmp(fused[1], dw, sizeof(dw)) && !memcmp(fused[2], db, sizeof(db)),
+          "linear backward: zero-bubble's two halves differ from the fused backward");
+    for (int i = 0; i < 3; i++)
+        free(fused[i]);
 
     /* element-wise: x and y both (ROWS, OUT) */
     static float ex[ROWS * OUT], edx[ROWS * OUT];
