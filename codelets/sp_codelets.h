@@ -140,6 +140,17 @@ static inline void sp_team_range(const struct sp_team *t, long n, long *lo, long
     *hi = rank == size - 1 ? n : (n * (rank + 1) / size) & ~15L;
 }
 
+/* The team of the calling CPU worker: the cores of the combined worker that
+ * runs the current parallel task, meeting at sync, else a team of one (any
+ * other task, and threads that are no StarPU worker: size -1 there). */
+static inline struct sp_team sp_team_of_worker(struct sp_team_sync *sync)
+{
+    const int size = starpu_combined_worker_get_size();
+    if (size <= 1)
+        return (struct sp_team){.rank = 0, .size = 1};
+    return (struct sp_team){.rank = starpu_combined_worker_get_rank(), .size = size, .sync = sync};
+}
+
 /* Tile i of a team's tiles is this rank's: round robin. */
 static inline int sp_team_owns(const struct sp_team *t, long i) { return i % sp_team_size(t) == sp_team_rank(t); }
 

@@ -122,10 +122,8 @@ static struct stage_run stage_run(const struct sp_backend *be, void *buffers[], 
 {
     const struct sp_stage_args *a = cl_arg;
     struct stage_run r = {.be = be, .d = a->desc, .args = a, .team = {.rank = 0, .size = 1}};
-    if (!be->cuda && starpu_combined_worker_get_size() > 1)
-        r.team = (struct sp_team){.rank = starpu_combined_worker_get_rank(),
-                                  .size = starpu_combined_worker_get_size(),
-                                  .sync = (struct sp_team_sync *)&a->team};
+    if (!be->cuda)
+        r.team = sp_team_of_worker((struct sp_team_sync *)&a->team);
     sp_stage_slots(a->desc, pass, slots);
     r.params = BUF(slots->params);
     r.dparams = slots->dparams >= 0 ? BUF(slots->dparams) : NULL;

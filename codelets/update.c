@@ -35,7 +35,7 @@ static void update_cpu(void *buffers[], void *cl_arg)
     const float *g[SP_OPT_MAX_GRADS];
     int n_grads;
     const long n = update_buffers(buffers, &p, &state, g, &n_grads);
-    const struct sp_team team = {.rank = starpu_combined_worker_get_rank(), .size = starpu_combined_worker_get_size()};
+    const struct sp_team team = sp_team_of_worker(NULL); /* element ranges: no barrier needed */
     long lo, hi;
     sp_team_range(&team, n, &lo, &hi);
     sp_update_part_fn fn = a->type == SP_OPTIMIZER_ADAMW ? adamw_update_cpu_part : sgd_update_cpu_part;

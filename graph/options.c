@@ -118,6 +118,11 @@ struct starpu_sched_policy *sp_policy_find(const char *name)
 
 int sp_sched_policy_exists(const char *name) { return name && sp_policy_find(name) != NULL; }
 
+int sp_sched_policy_parallel(const char *name)
+{
+    return name && (!strcmp(name, "pheft") || !strcmp(name, "peager"));
+}
+
 const char *sp_sched_policy_names(void)
 {
     static char list[1024];

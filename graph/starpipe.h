@@ -309,6 +309,10 @@ sp_status sp_optimizer_parse(const char *name, sp_optimizer_type *type);
 const char *sp_optimizer_name(sp_optimizer_type type);
 /* Whether name is one of StarPU's predefined scheduling policies. */
 int sp_sched_policy_exists(const char *name);
+/* Whether the policy runs parallel tasks (pheft, peager): a stage task may
+ * then take several CPU cores at once where its placement is free, and
+ * starpipe gives every task the same priority. */
+int sp_sched_policy_parallel(const char *name);
 /* Comma-separated list of StarPU's predefined policy names (static storage). */
 const char *sp_sched_policy_names(void);
 

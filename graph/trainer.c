@@ -94,8 +94,7 @@ static sp_status start_starpu(sp_trainer_t *t, const sp_train_opts *o)
      * barrier (seen). Without them every core takes the copies in push
      * order. peager's queues are first-in first-out anyway; it gets the same
      * treatment to be safe. The schedule's order still comes from the data. */
-    const int parallel_tasks = p && p->policy_name &&
-                               (!strcmp(p->policy_name, "pheft") || !strcmp(p->policy_name, "peager"));
+    const int parallel_tasks = p && sp_sched_policy_parallel(p->policy_name);
     t->prio_forward = clamp_prio(0);
     t->prio_backward = clamp_prio(parallel_tasks ? 0 : 1);
     t->prio_weight = clamp_prio(parallel_tasks ? 0 : -1);

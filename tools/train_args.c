@@ -316,7 +316,7 @@ static int data_set_defaults(struct train_args *a, const struct optimizer_choice
     if (!cnn && set->policy && !a->o.policy && !getenv("STARPU_SCHED") && a->o.device == SP_DEVICE_CPU &&
         !a->o.mpi) {
         a->o.policy = set->policy;
-        if (!a->given.placement && (!strcmp(set->policy, "pheft") || !strcmp(set->policy, "peager")))
+        if (!a->given.placement && sp_sched_policy_parallel(set->policy))
             a->o.placement = SP_PLACEMENT_FREE;
     }
     const sp_optimizer_type type = oc->given ? oc->type : set->optimizer;
