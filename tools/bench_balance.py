@@ -20,7 +20,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import calibration_env  # noqa: E402
 
 
 def model_args(a):
@@ -61,13 +63,7 @@ def main():
     p.add_argument("--m", type=int, default=4)
     p.add_argument("--sched", default="eager")
     a = p.parse_args()
-    tmp = None
-    if not a.home:
-        tmp = tempfile.TemporaryDirectory(prefix="bench_balance.")
-        a.home = tmp.name
-    env = dict(os.environ, STARPU_HOME=a.home, STARPU_SILENT="1")
-    env.pop("STARPU_PERF_MODEL_DIR", None)
-    env.pop("STARPU_HOSTNAME", None)
+    env, tmp = calibration_env(a.home, "bench_balance.")  # tmp (None with --home) lives until main returns
     subprocess.run([a.bin, "plan", *model_args(a), "--calibrate"], check=True, capture_output=True, env=env)
     d = plan(a, env)
     if not d["measured"]:

@@ -3,11 +3,13 @@
 bench_gpt.py, bench_cnn.py and bench_cpu.py all pin every process to the
 same cores, time a PyTorch step function after a warm-up, run their
 configurations in interleaved rounds (so a slow moment of the machine hits
-all of them) and take medians over the rounds.
+all of them) and take medians over the rounds. bench_balance.py and
+plan_accuracy.py calibrate StarPU's perf models in a home of their own.
 """
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 
@@ -45,3 +47,18 @@ def interleaved(configs, rounds, tag):
             results[name].append(fn())
         print(f"{tag}: round {r + 1} of {rounds} done", file=sys.stderr)
     return results, {name: statistics.median(v) for name, v in results.items()}
+
+
+def calibration_env(home, prefix):
+    """(env, tmp): the environment of runs that calibrate StarPU's perf models
+    and read them back in home of their own, else in a temporary folder (tmp,
+    which the caller keeps alive); StarPU's other model-path and host-name
+    variables are dropped so that only this home counts."""
+    tmp = None
+    if not home:
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        home = tmp.name
+    env = dict(os.environ, STARPU_HOME=home, STARPU_SILENT="1")
+    env.pop("STARPU_PERF_MODEL_DIR", None)
+    env.pop("STARPU_HOSTNAME", None)
+    return env, tmp

@@ -19,7 +19,10 @@ import json
 import os
 import statistics
 import subprocess
-import tempfile
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import calibration_env  # noqa: E402
 
 MODEL = ["--inputs", "32", "--classes", "256", "--hidden", "256,256,256,256", "--batch", "512"]
 
@@ -33,12 +36,7 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     a = p.parse_args()
-    tmp = None
-    if not a.home:
-        tmp = tempfile.TemporaryDirectory(prefix="plan_accuracy.")
-        a.home = tmp.name
-    env = dict(os.environ, STARPU_HOME=a.home, STARPU_SILENT="1")
-    env.pop("STARPU_PERF_MODEL_DIR", None)
+    env, tmp = calibration_env(a.home, "plan_accuracy.")  # tmp (None with --home) lives until main returns
     configs = [(1, m, "gpipe") for m in (1, 4, 8, 16)] + [(2, m, s) for m in (1, 4, 8, 16) for s in ("gpipe", "1f1b")]
     calibrated = set()
     rows = []
@@ -53,8 +51,7 @@ def main():
             raise SystemExit(f"plan_accuracy: K={k} M={m}: not calibrated: {d['note']}")
         task, wall = [], []
         for _ in range(a.repeats):
-            out = subprocess.run([a.bin, "bench", "--inputs", "32", "--classes", "256", "--hidden", "256,256,256,256",
-                                  "--batch", "512", "--stages", str(k), "--microbatches", str(m), "--cpus", "2",
+            out = subprocess.run([a.bin, "bench", *run,
                                   "--policies", "eager", "--schedules", sched, "--placements", "pinned",
                                   "--steps", str(a.steps), "--warmup", str(a.warmup), "--balance", "measured",
                                   "--json"], check=True, capture_output=True, text=True, env=env).stdout
